@@ -1,0 +1,1 @@
+"""neurohal device plugin."""
