@@ -217,7 +217,10 @@ class Artifact:
                 arrays = {}
                 for key in f["arrays"]:
                     ds = f["arrays"].get(key, getlink=True)
-                    if not isinstance(ds, h5py.HardLink) or f["arrays"][key].dtype.kind not in "fiub":
+                    if (
+                        not isinstance(ds, h5py.HardLink)
+                        or f["arrays"][key].dtype.kind not in "fiub"
+                    ):
                         raise IRFormatError(f"{path}: arrays/{key} is not a plain numeric dataset")
                     arrays[key] = np.asarray(f["arrays"][key][()])
                 return cls(
@@ -271,15 +274,22 @@ class Device(abc.ABC):
         """Do all slow work once; raise UnsupportedGraphError for what cannot run."""
 
     @abc.abstractmethod
-    def run(self, artifact: Artifact, inputs: np.ndarray | Mapping[str, np.ndarray],
-            timesteps: int | None = None) -> RunResult:
+    def run(
+        self,
+        artifact: Artifact,
+        inputs: np.ndarray | Mapping[str, np.ndarray],
+        timesteps: int | None = None,
+    ) -> RunResult:
         """Run a compiled artifact on batch-first inputs."""
 
     @abc.abstractmethod
-    def measure(self, artifact: Artifact, inputs: np.ndarray | Mapping[str, np.ndarray],
-                timesteps: int | None = None) -> Measurement:
+    def measure(
+        self,
+        artifact: Artifact,
+        inputs: np.ndarray | Mapping[str, np.ndarray],
+        timesteps: int | None = None,
+    ) -> Measurement:
         """Run and report latency, power and energy per inference as Quantities."""
 
     def __repr__(self) -> str:
         return f"<device {self.name}>"
-

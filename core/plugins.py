@@ -104,8 +104,9 @@ def _broken(name: str, error: str) -> BrokenPlugin:
     return BrokenPlugin(name, error, traceback.format_exc(limit=5))
 
 
-def _check_device(device: object, devices: dict[str, Device],
-                  origins: dict[str, PluginInfo]) -> str:
+def _check_device(
+    device: object, devices: dict[str, Device], origins: dict[str, PluginInfo]
+) -> str:
     if not isinstance(device, Device):
         return f"registered {device!r}, which is not a neurohal.device.Device instance"
     name = getattr(device, "name", None)

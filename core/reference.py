@@ -72,8 +72,8 @@ from neurohal.ir import (
     MaxPool2d,
     Node,
     Output,
-    ReLU,
     Readout,
+    ReLU,
     Reshape,
     Scale,
     Softmax,
@@ -83,9 +83,14 @@ from neurohal.ir import (
 # ---------------------------------------------------------------- array operations
 
 
-def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-             padding: tuple[int, int, int, int], dilation: tuple[int, int] = (1, 1),
-             fill: float = 0.0) -> np.ndarray:
+def _windows(
+    x: np.ndarray,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    dilation: tuple[int, int] = (1, 1),
+    fill: float = 0.0,
+) -> np.ndarray:
     """(B, C, H, W) -> (B, C, OH, OW, kh, kw) views of each (dilated) window."""
     top, left, bottom, right = padding
     x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=fill)
@@ -95,9 +100,15 @@ def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
     return win[:, :, :: stride[0], :: stride[1], :: dilation[0], :: dilation[1]]
 
 
-def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-           stride: tuple[int, int], padding: tuple[int, int, int, int],
-           dilation: tuple[int, int], groups: int) -> np.ndarray:
+def conv2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    dilation: tuple[int, int],
+    groups: int,
+) -> np.ndarray:
     """Grouped 2-D cross-correlation, (B, C, H, W) -> (B, O, OH, OW)."""
     out_ch, in_per_group, kh, kw = weight.shape
     win = _windows(x, (kh, kw), stride, padding, dilation)
@@ -111,8 +122,13 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     return y
 
 
-def pool2d(x: np.ndarray, kind: str, kernel: tuple[int, int], stride: tuple[int, int],
-           padding: tuple[int, int, int, int]) -> np.ndarray:
+def pool2d(
+    x: np.ndarray,
+    kind: str,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+) -> np.ndarray:
     """Window ``sum``, ``mean`` (padded zeros counted) or ``max`` (padding never chosen)."""
     if kind == "max":
         return _windows(x, kernel, stride, padding, fill=-np.inf).max(axis=(4, 5))
@@ -127,10 +143,15 @@ def _synapse_uses(node: Node, x: np.ndarray) -> np.ndarray | int:
         return int(active.sum()) * node.weight.shape[0]
     if isinstance(node, Conv2d):
         ones = np.ones_like(node.weight, dtype=np.float64)
-        return int(round(conv2d(active, ones, None, node.stride, node.padding,
-                                node.dilation, node.groups).sum()))
+        return int(
+            round(
+                conv2d(
+                    active, ones, None, node.stride, node.padding, node.dilation, node.groups
+                ).sum()
+            )
+        )
     if isinstance(node, (AvgPool2d, SumPool2d)):
-        return int(round(pool2d(active, "sum", node.kernel, node.stride, node.padding).sum()))
+        return round(pool2d(active, "sum", node.kernel, node.stride, node.padding).sum())
     return int(active.sum())  # Add, Concat, Scale: one accumulate per nonzero element
 
 
@@ -147,8 +168,15 @@ def apply(node: Node, ports: Mapping[str, np.ndarray]) -> np.ndarray:
         y = x @ node.weight.astype(np.float64).T
         return y if node.bias is None else y + node.bias
     if isinstance(node, Conv2d):
-        return conv2d(x, node.weight.astype(np.float64), node.bias, node.stride, node.padding,
-                      node.dilation, node.groups)
+        return conv2d(
+            x,
+            node.weight.astype(np.float64),
+            node.bias,
+            node.stride,
+            node.padding,
+            node.dilation,
+            node.groups,
+        )
     if isinstance(node, AvgPool2d):
         return pool2d(x, "mean", node.kernel, node.stride, node.padding)
     if isinstance(node, SumPool2d):
@@ -191,8 +219,9 @@ class ReferenceResult:
     timesteps: int | None
 
 
-def normalize_inputs(graph: Graph, inputs: np.ndarray | Mapping[str, np.ndarray]
-                     ) -> dict[str, np.ndarray]:
+def normalize_inputs(
+    graph: Graph, inputs: np.ndarray | Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Map inputs to Input nodes as float64 and check shape, dtype and finiteness."""
     if not isinstance(inputs, Mapping):
         if len(graph.inputs) != 1:
@@ -237,8 +266,12 @@ def check_timesteps(graph: Graph, timesteps: int | None) -> int | None:
 # ---------------------------------------------------------------- the interpreter
 
 
-def run(graph: Graph, inputs: np.ndarray | Mapping[str, np.ndarray],
-        timesteps: int | None = None, record: Iterable[str] = ()) -> ReferenceResult:
+def run(
+    graph: Graph,
+    inputs: np.ndarray | Mapping[str, np.ndarray],
+    timesteps: int | None = None,
+    record: Iterable[str] = (),
+) -> ReferenceResult:
     """Run ``graph`` on batch-first ``inputs`` for ``timesteps`` steps (spiking graphs)."""
     graph.validate()
     steps = check_timesteps(graph, timesteps)
@@ -250,8 +283,11 @@ def run(graph: Graph, inputs: np.ndarray | Mapping[str, np.ndarray],
     state: dict[str, dict[str, np.ndarray]] = {}
     counters: dict[str, dict[str, int]] = {}
     recorded: dict[str, list[np.ndarray]] = {name: [] for name in record}
-    rngs = {n.name: np.random.default_rng(n.seed) for n in order
-            if isinstance(n, Encoder) and n.kind == "poisson"}
+    rngs = {
+        n.name: np.random.default_rng(n.seed)
+        for n in order
+        if isinstance(n, Encoder) and n.kind == "poisson"
+    }
     values: dict[str, np.ndarray] = {}
     for _ in range(steps or 1):
         values = {}
@@ -259,8 +295,7 @@ def run(graph: Graph, inputs: np.ndarray | Mapping[str, np.ndarray],
             if isinstance(node, Input):
                 values[node.name] = values_in[node.name]
                 continue
-            ports = {p: sum(values[s] for s in graph.sources(node.name, p))
-                     for p in node.ports()}
+            ports = {p: sum(values[s] for s in graph.sources(node.name, p)) for p in node.ports()}
             values[node.name] = _step(node, ports, state.setdefault(node.name, {}), rngs)
             _count(node, ports, values[node.name], counters.setdefault(node.name, {}))
         for name in record:
@@ -270,8 +305,12 @@ def run(graph: Graph, inputs: np.ndarray | Mapping[str, np.ndarray],
     return ReferenceResult(outputs, counters, records, steps)
 
 
-def _step(node: Node, ports: dict[str, np.ndarray], state: dict[str, np.ndarray],
-          rngs: dict[str, np.random.Generator]) -> np.ndarray:
+def _step(
+    node: Node,
+    ports: dict[str, np.ndarray],
+    state: dict[str, np.ndarray],
+    rngs: dict[str, np.random.Generator],
+) -> np.ndarray:
     x = ports.get("input")
     if isinstance(node, Encoder) and node.kind == "poisson":
         u = rngs[node.name].random(x.shape)
@@ -300,8 +339,9 @@ def _step(node: Node, ports: dict[str, np.ndarray], state: dict[str, np.ndarray]
     return apply(node, ports)
 
 
-def _count(node: Node, ports: dict[str, np.ndarray], out: np.ndarray,
-           counts: dict[str, int]) -> None:
+def _count(
+    node: Node, ports: dict[str, np.ndarray], out: np.ndarray, counts: dict[str, int]
+) -> None:
     if node.domain == "spiking":
         counts["spikes"] = counts.get("spikes", 0) + int(out.sum())
         counts["neuron_updates"] = counts.get("neuron_updates", 0) + int(out.size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import types
 from collections.abc import Iterable, Mapping
@@ -196,9 +197,7 @@ class Graph:
     def replace_nodes(self, replacements: Iterable[Node]) -> Graph:
         """A new graph with nodes of the same names swapped for the given ones."""
         new = {n.name: n for n in replacements}
-        return Graph(
-            tuple(new.get(n.name, n) for n in self.nodes), self.edges, dict(self.metadata)
-        )
+        return Graph(tuple(new.get(n.name, n) for n in self.nodes), self.edges, dict(self.metadata))
 
     def with_metadata(self, **updates: object) -> Graph:
         return Graph(self.nodes, self.edges, {**self.metadata, **updates})
@@ -206,5 +205,5 @@ class Graph:
 
 def chain(*nodes: Node, metadata: Mapping | None = None) -> Graph:
     """A sequential graph: each node feeds the next one's ``input`` port."""
-    edges = [Edge(a.name, b.name) for a, b in zip(nodes, nodes[1:])]
+    edges = [Edge(a.name, b.name) for a, b in itertools.pairwise(nodes)]
     return Graph(nodes, edges, metadata or {})

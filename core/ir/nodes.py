@@ -60,9 +60,11 @@ def _pads(value: object) -> tuple[int, int, int, int]:
     return vals  # type: ignore[return-value]
 
 
-_ARRAY_EQ = attrs.cmp_using(eq=lambda a, b: a is b or (a is not None and b is not None
-                                                          and a.shape == b.shape
-                                                          and np.array_equal(a, b)))
+_ARRAY_EQ = attrs.cmp_using(
+    eq=lambda a, b: (
+        a is b or (a is not None and b is not None and a.shape == b.shape and np.array_equal(a, b))
+    )
+)
 
 
 def array_field(*, optional: bool = False) -> object:

@@ -1,0 +1,1 @@
+"""A minimal third-party device plugin for neurohal (see README.md next to this package)."""
