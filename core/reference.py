@@ -143,12 +143,8 @@ def _synapse_uses(node: Node, x: np.ndarray) -> np.ndarray | int:
         return int(active.sum()) * node.weight.shape[0]
     if isinstance(node, Conv2d):
         ones = np.ones_like(node.weight, dtype=np.float64)
-        return int(
-            round(
-                conv2d(
-                    active, ones, None, node.stride, node.padding, node.dilation, node.groups
-                ).sum()
-            )
+        return round(
+            conv2d(active, ones, None, node.stride, node.padding, node.dilation, node.groups).sum()
         )
     if isinstance(node, (AvgPool2d, SumPool2d)):
         return round(pool2d(active, "sum", node.kernel, node.stride, node.padding).sum())
