@@ -146,7 +146,10 @@ def read_graph(group: h5py.Group, where: str) -> Graph:
         if not isinstance(params, dict):
             raise IRFormatError(f"{sub_where}: params is not a JSON object")
         arrays = {k: _read_array(_hard_member(sub, k, sub_where), f"{sub_where}/{k}") for k in sub}
-        nodes.append(node_from_record(_text_attr(sub, "type", sub_where), params, arrays))
+        try:
+            nodes.append(node_from_record(_text_attr(sub, "type", sub_where), params, arrays))
+        except IRFormatError as exc:
+            raise IRFormatError(f"{sub_where}: {exc}") from exc
     try:
         graph = Graph(nodes, [Edge(*e) for e in edges_raw], metadata)
         return graph.validate()
