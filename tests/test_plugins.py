@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,7 @@ import neurohal
 from neurohal import plugins
 from neurohal.errors import PluginError
 
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "examples" / "minimal_plugin"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "minimal_plugin"
 
 GOOD = """
 from neurohal.hookspecs import hookimpl
@@ -34,29 +32,8 @@ def neurohal_register_devices(register):
 """
 
 
-def add_distribution(site: Path, dist: str, entry: str, module: str, source: str) -> None:
-    """Make ``dist`` importable from ``site`` with entry point ``entry = module``."""
-    (site / f"{module}.py").write_text(textwrap.dedent(source))
-    info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[neurohal]\n{entry} = {module}\n")
-
-
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    """A temporary site directory on sys.path, with the example plugin's package importable."""
-    monkeypatch.syspath_prepend(str(EXAMPLE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv("NEUROHAL_PLUGINS", raising=False)
-    monkeypatch.delenv("NEUROHAL_DISABLE_PLUGINS", raising=False)
-    yield tmp_path
-    plugins.refresh()
-
-
-def test_third_party_plugin_is_listed_compiled_and_run(site):
-    add_distribution(
-        site,
+def test_third_party_plugin_is_listed_compiled_and_run(plugin_site):
+    plugin_site.add(
         "neurohal-example-device",
         "example",
         "example_ep",
@@ -73,12 +50,11 @@ def test_third_party_plugin_is_listed_compiled_and_run(site):
     np.testing.assert_array_equal(result.output(), expected.outputs["out"])
 
 
-def test_broken_import_and_duplicate_name_are_reported_not_fatal(site):
-    add_distribution(site, "good-plugin", "good", "good_ep", GOOD.format(device="twin"))
-    add_distribution(site, "twin-plugin", "twin", "twin_ep", GOOD.format(device="twin"))
-    add_distribution(site, "broken-plugin", "broken", "broken_ep", "raise RuntimeError('boom')")
-    add_distribution(
-        site,
+def test_broken_import_and_duplicate_name_are_reported_not_fatal(plugin_site):
+    plugin_site.add("good-plugin", "good", "good_ep", GOOD.format(device="twin"))
+    plugin_site.add("twin-plugin", "twin", "twin_ep", GOOD.format(device="twin"))
+    plugin_site.add("broken-plugin", "broken", "broken_ep", "raise RuntimeError('boom')")
+    plugin_site.add(
         "bad-hook",
         "badhook",
         "badhook_ep",
@@ -98,9 +74,9 @@ def test_broken_import_and_duplicate_name_are_reported_not_fatal(site):
     assert "good" not in errors
 
 
-def test_allow_and_block_lists(site, monkeypatch):
-    add_distribution(site, "a-plugin", "pa", "pa_ep", GOOD.format(device="dev_a"))
-    add_distribution(site, "b-plugin", "pb", "pb_ep", GOOD.format(device="dev_b"))
+def test_allow_and_block_lists(plugin_site, monkeypatch):
+    plugin_site.add("a-plugin", "pa", "pa_ep", GOOD.format(device="dev_a"))
+    plugin_site.add("b-plugin", "pb", "pb_ep", GOOD.format(device="dev_b"))
     monkeypatch.setenv("NEUROHAL_PLUGINS", "pa")
     assert set(plugins.refresh().devices) == {"dev_a"}
     monkeypatch.delenv("NEUROHAL_PLUGINS")
@@ -108,23 +84,22 @@ def test_allow_and_block_lists(site, monkeypatch):
     assert not {"dev_a", "dev_b"} & set(plugins.refresh().devices)
 
 
-def test_unknown_device_lists_known_ones(site):
-    add_distribution(site, "a-plugin", "pa", "pa_ep", GOOD.format(device="dev_a"))
+def test_unknown_device_lists_known_ones(plugin_site):
+    plugin_site.add("a-plugin", "pa", "pa_ep", GOOD.format(device="dev_a"))
     plugins.refresh()
     with pytest.raises(PluginError, match="no device named 'nope'; known devices: .*dev_a"):
         neurohal.device("nope")
 
 
-def test_cli_devices_survives_broken_plugins(site):
-    add_distribution(site, "broken-plugin", "broken", "broken_ep", "import not_a_module\n")
-    add_distribution(
-        site,
+def test_cli_devices_survives_broken_plugins(plugin_site):
+    plugin_site.add("broken-plugin", "broken", "broken_ep", "import not_a_module\n")
+    plugin_site.add(
         "neurohal-example-device",
         "example",
         "example_ep",
         "from neurohal_example.plugin import neurohal_register_devices\n",
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(EXAMPLE)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_site.path), str(EXAMPLE)])}
     proc = subprocess.run(
         [sys.executable, "-m", "neurohal.cli", "devices", "--json"],
         capture_output=True,

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from neurohal.cli import devices, inspect
+from neurohal.cli import compare, devices, inspect
 from neurohal.errors import NeurohalError
 
 
@@ -27,5 +27,10 @@ def main() -> None:
     """Convert DNNs to spiking networks and run them on neuromorphic and edge devices."""
 
 
-for _command in (devices.command, inspect.command):
+for _command in (
+    devices.command,
+    inspect.command,
+    compare.compare_command,
+    compare.demo_command,
+):
     main.add_command(_command)
