@@ -1,0 +1,94 @@
+"""`ConversionConfig`: every choice the ANN-to-SNN converter makes, as one frozen record.
+
+The defaults are the most accurate recipe measured on the zoo (see
+``benchmarks/conversion_accuracy.py``): clip bounds of QCFS-trained networks as thresholds
+(Bu et al., ICLR 2022), else channel-wise 99.99-percentile normalization (Rueckauer et al. 2017,
+Front. Neurosci. 11:682), reset by subtraction, membrane at half threshold at t = 0, and a
+membrane-potential readout. `NAIVE` is the textbook baseline the benchmark compares against:
+layer-wise max normalization (Diehl et al., IJCNN 2015), reset to zero, spike-count readout.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+NORMALIZATIONS = ("max", "percentile", "threshold_balancing")
+GRANULARITIES = ("layer", "channel")
+RESETS = ("subtract", "zero")
+READOUTS = ("membrane", "spike_count")
+ENCODINGS = ("analog", "poisson")
+MAXPOOL_STRATEGIES = ("spike_or", "avg")
+"""``spike_or``: MaxPool2d stays on the spiking path; on binary spikes the window max is the
+logical OR of the window's spikes (a mixed graph; its rate over-estimates the max rate when
+the window's neurons fire at different steps). ``avg``: MaxPool2d becomes AvgPool2d with the
+same window (a fully spiking graph that computes a different function than the ANN)."""
+
+
+def _in(choices: tuple[str, ...]) -> object:
+    return attrs.validators.in_(choices)
+
+
+def _percentile(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if not 0.0 < value <= 100.0:
+        raise ValueError(f"percentile must be in (0, 100], got {value}")
+
+
+def _fraction(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{attribute.name} must be in [0, 1), got {value}")
+
+
+def _positive_int(instance: object, attribute: attrs.Attribute, value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class ConversionConfig:
+    """How `convert` turns an ANN into an SNN; recorded in the SNN's metadata.
+
+    - ``normalization``: where thresholds come from for activations without a usable clip
+      bound: the activation's ``max`` or ``percentile`` on calibration data (Rueckauer 2017),
+      or ``threshold_balancing`` (Sengupta et al. 2019, Front. Neurosci. 13:95): layer by
+      layer, the maximum input current of the partly converted SNN over
+      ``balancing_timesteps`` steps.
+    - ``granularity``: one threshold scale per ``layer`` or per ``channel``.
+    - ``percentile``: the percentile used by ``normalization="percentile"``.
+    - ``reset``: ``subtract`` keeps the residual charge above threshold; ``zero`` drops it.
+    - ``v_init``: initial membrane as a fraction of the threshold (0.5 = half threshold).
+    - ``readout``: ``membrane`` averages the last layer's input current (ANN units);
+      ``spike_count`` puts IF neurons on the last layer and reads their rate.
+    - ``encoding``: ``analog`` feeds the input as a constant current; ``poisson`` as Bernoulli
+      spikes (inputs must lie in [0, 1]), drawn from ``seed``.
+    - ``maxpool``: see `MAXPOOL_STRATEGIES`.
+    - ``use_clip_bound``: a ``Clip(0, lam)`` activation gets threshold ``lam`` exactly, with no
+      data needed for it.
+    """
+
+    normalization: str = attrs.field(default="percentile", validator=_in(NORMALIZATIONS))
+    granularity: str = attrs.field(default="channel", validator=_in(GRANULARITIES))
+    percentile: float = attrs.field(default=99.99, converter=float, validator=_percentile)
+    reset: str = attrs.field(default="subtract", validator=_in(RESETS))
+    v_init: float = attrs.field(default=0.5, converter=float, validator=_fraction)
+    readout: str = attrs.field(default="membrane", validator=_in(READOUTS))
+    encoding: str = attrs.field(default="analog", validator=_in(ENCODINGS))
+    seed: int = attrs.field(default=0, converter=int)
+    maxpool: str = attrs.field(default="spike_or", validator=_in(MAXPOOL_STRATEGIES))
+    use_clip_bound: bool = attrs.field(default=True, converter=bool)
+    balancing_timesteps: int = attrs.field(default=32, converter=int, validator=_positive_int)
+
+    def to_dict(self) -> dict:
+        """The configuration as JSON-able data (for graph metadata)."""
+        return attrs.asdict(self)
+
+
+NAIVE = ConversionConfig(
+    normalization="max",
+    granularity="layer",
+    reset="zero",
+    v_init=0.0,
+    readout="spike_count",
+    use_clip_bound=False,
+)
+"""The naive baseline: layer-wise max normalization, reset to zero, no initial charge,
+spike-count readout, clip bounds ignored."""
