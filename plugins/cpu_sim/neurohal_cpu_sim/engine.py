@@ -1,0 +1,345 @@
+"""The simulator: the reference's semantics, evaluated layer by layer over many timesteps.
+
+The IR has no recurrent edges, so in topological order each node's input for every step of a
+chunk of timesteps is known before the node runs. Each node is therefore evaluated once per
+chunk on a ``(steps * batch, *shape)`` tensor: synapses as one large matmul or convolution,
+stateless activations as one elementwise call. Only stateful nodes loop over the steps: neurons
+(IF, LIF, CubaLIF: the membrane recurrence), Readout (the running mean) and the Poisson
+Encoder (one draw per step, in the reference's order).
+
+Values that are the same at every step (*static*: Inputs, an analog Encoder and whatever
+stateless nodes compute from them alone) are kept as ``(batch, *shape)`` and computed once per
+batch; they are expanded only where they meet per-step values. Memory stays bounded: inputs
+are streamed in batches and time in chunks, with neuron state carried across chunks, and a
+node's value is freed once its last consumer has run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from collections.abc import Mapping
+
+import attrs
+import numpy as np
+import torch
+
+from neurohal import ir
+from neurohal.ir import Graph, Node
+from neurohal_cpu_sim import kernels
+from neurohal_cpu_sim.settings import Settings
+
+STEP_ELEMENT_BUDGET = 1 << 24
+"""Largest per-node tensor (elements) a time chunk may create when ``time_chunk`` is None."""
+
+STATEFUL = (ir.IF, ir.LIF, ir.CubaLIF, ir.Readout)
+
+
+@attrs.frozen
+class Value:
+    """A node's value over a chunk: ``steps`` None means the same ``(B, *shape)`` every step,
+    else ``tensor`` is ``(steps * B, *shape)``, step-major."""
+
+    tensor: torch.Tensor
+    steps: int | None
+
+
+@attrs.frozen
+class Clock:
+    """Where a chunk lies: steps ``t0 .. t0 + steps`` (None for analog graphs) of samples
+    ``offset .. offset + batch`` out of ``total``."""
+
+    t0: int
+    steps: int | None
+    batch: int
+    offset: int
+    total: int
+
+
+class Program:
+    """What a run derives from the graph once: order, sources, torch weights, fan-outs."""
+
+    def __init__(self, graph: Graph, settings: Settings) -> None:
+        self.graph = graph
+        self.settings = settings
+        self.device = settings.torch_device()
+        self.dtype = settings.torch_dtype()
+        self.order = graph.topological_order()
+        shapes = graph.shapes()
+        self.sources = {
+            (n.name, p): graph.sources(n.name, p) for n in self.order for p in n.ports()
+        }
+        self.uses = Counter(e.src for e in graph.edges)
+        self.params = {n.name: kernels.params(n, self.dtype, self.device) for n in self.order}
+        self.fan = {
+            (n.name, p): _to(kernels.fanout(n, shapes[self.sources[(n.name, p)][0]]), self.device)
+            for n in self.order
+            if n.domain == "synapse"
+            for p in n.ports()
+        }
+        self.largest = max(math.prod(s) for s in shapes.values())
+
+    def chunks(self, steps: int, batch: int) -> list[tuple[int, int]]:
+        """Balanced (t0, length) chunks covering ``steps``."""
+        most = self.settings.time_chunk or max(1, STEP_ELEMENT_BUDGET // (batch * self.largest))
+        count = math.ceil(steps / min(most, steps))
+        bounds = [round(i * steps / count) for i in range(count + 1)]
+        return [(a, b - a) for a, b in itertools.pairwise(bounds)]
+
+
+def _to(fan: torch.Tensor | int, device: torch.device) -> torch.Tensor | int:
+    return fan if isinstance(fan, int) else fan.to(device)
+
+
+@attrs.frozen
+class BatchResult:
+    """One streamed batch: outputs (B, *shape), counters, and records (T, B, *shape)."""
+
+    outputs: dict[str, np.ndarray]
+    counters: dict[str, dict[str, int]]
+    records: dict[str, np.ndarray]
+
+
+def run_batch(
+    program: Program,
+    inputs: Mapping[str, np.ndarray],
+    offset: int,
+    total: int,
+    steps: int | None,
+    record: tuple[str, ...] = (),
+) -> BatchResult:
+    """Simulate samples ``offset .. offset + B`` of a ``total``-sample input (float64 arrays)."""
+    batch = len(next(iter(inputs.values())))
+    xin = {
+        k: torch.from_numpy(np.ascontiguousarray(v)).to(program.device) for k, v in inputs.items()
+    }
+    state: dict[str, dict] = {}
+    counters = {n.name: {} for n in program.order if not isinstance(n, ir.Input)}
+    records: dict[str, list[np.ndarray]] = {name: [] for name in record}
+    keep = set(record) | {n.name for n in program.graph.outputs}
+    values: dict[str, Value] = {}
+    chunks = program.chunks(steps, batch) if steps else [(0, None)]
+    with torch.inference_mode():
+        for t0, length in chunks:
+            clock = Clock(t0, length, batch, offset, total)
+            values = _run_chunk(program, xin, state, counters, clock, keep)
+            for name in record:
+                records[name].append(_per_step(values[name], clock).cpu().numpy())
+        outputs = {
+            n.name: _last_step(values[n.name], batch).cpu().numpy() for n in program.graph.outputs
+        }
+    return BatchResult(outputs, counters, {k: np.concatenate(v) for k, v in records.items()})
+
+
+def add_counters(into: dict[str, dict[str, int]], more: Mapping[str, Mapping[str, int]]) -> None:
+    """Add per-layer counters (another batch's) into ``into``."""
+    for layer, counts in more.items():
+        _accumulate(into.setdefault(layer, {}), counts, 1)
+
+
+def _run_chunk(
+    program: Program,
+    xin: Mapping[str, torch.Tensor],
+    state: dict[str, dict],
+    counters: dict[str, dict[str, int]],
+    clock: Clock,
+    keep: set[str],
+) -> dict[str, Value]:
+    values: dict[str, Value] = {}
+    left = Counter(program.uses)
+    for node in program.order:
+        if isinstance(node, ir.Input):
+            values[node.name] = Value(xin[node.name], None)
+            continue
+        srcs = {p: program.sources[(node.name, p)] for p in node.ports()}
+        ports = _align(
+            {p: _fan_in([values[s] for s in names], clock) for p, names in srcs.items()}, clock
+        )
+        st = state.setdefault(node.name, {})
+        if "static" in st:  # a static stateless node: same value and per-step counts
+            values[node.name], per_step = st["static"]
+            _accumulate(counters[node.name], per_step, clock.steps or 1)
+        else:
+            values[node.name] = _evaluate(node, program, ports, st, clock)
+            counts = _count(node, program, ports, values[node.name], clock)
+            _accumulate(counters[node.name], counts, 1)
+            if values[node.name].steps is None and not isinstance(node, STATEFUL):
+                steps = clock.steps or 1
+                st["static"] = (values[node.name], {k: v // steps for k, v in counts.items()})
+        for names in srcs.values():
+            for s in names:
+                left[s] -= 1
+                if left[s] == 0 and s not in keep:
+                    del values[s]
+    return values
+
+
+def _accumulate(into: dict[str, int], counts: Mapping[str, int], times: int) -> None:
+    for key, value in counts.items():
+        into[key] = into.get(key, 0) + value * times
+
+
+def _expand(value: Value, clock: Clock) -> Value:
+    if value.steps is not None or clock.steps is None:
+        return value
+    t = value.tensor
+    return Value(
+        t.unsqueeze(0).expand(clock.steps, *t.shape).reshape(-1, *t.shape[1:]), clock.steps
+    )
+
+
+def _fan_in(values: list[Value], clock: Clock) -> Value:
+    """The sum of every edge into a port, in edge order, as the reference adds them."""
+    if len(values) == 1:
+        return values[0]
+    if any(v.steps is not None for v in values):
+        values = [_expand(v, clock) for v in values]
+    total = values[0].tensor
+    for v in values[1:]:
+        total = total + v.tensor
+    return Value(total, values[0].steps)
+
+
+def _align(ports: dict[str, Value], clock: Clock) -> dict[str, Value]:
+    if len(ports) > 1 and any(v.steps is not None for v in ports.values()):
+        return {p: _expand(v, clock) for p, v in ports.items()}
+    return ports
+
+
+def _per_step(value: Value, clock: Clock) -> torch.Tensor:
+    """(steps, B, *shape), or (1, B, *shape) for analog graphs."""
+    value = _expand(value, clock)
+    return value.tensor.reshape(clock.steps or 1, clock.batch, *value.tensor.shape[1:])
+
+
+def _last_step(value: Value, batch: int) -> torch.Tensor:
+    return value.tensor if value.steps is None else value.tensor[-batch:]
+
+
+# ---------------------------------------------------------------- node evaluation
+
+
+def _evaluate(
+    node: Node, program: Program, ports: dict[str, Value], st: dict, clock: Clock
+) -> Value:
+    if isinstance(node, ir.Encoder) and node.kind == "poisson":
+        return _poisson(node, ports["input"], clock, program)
+    x = {p: v.tensor.to(program.dtype) for p, v in ports.items()}
+    steps = next(iter(ports.values())).steps
+    if isinstance(node, (ir.IF, ir.LIF, ir.CubaLIF)):
+        return _neurons(node, x["input"], steps is None, st, clock)
+    if isinstance(node, ir.Readout):
+        return _readout(x["input"], steps is None, st, clock)
+    return Value(kernels.apply(node, program.params[node.name], x), steps)
+
+
+def _stepwise(x: torch.Tensor, static: bool, clock: Clock) -> torch.Tensor:
+    return x if static else x.reshape(clock.steps, clock.batch, *x.shape[1:])
+
+
+def _neurons(
+    node: ir.IF | ir.LIF | ir.CubaLIF, x: torch.Tensor, static: bool, st: dict, clock: Clock
+) -> Value:
+    """The membrane recurrence, step by step, exactly as the reference orders each update."""
+    shape = (clock.batch, *x.shape[1:])
+    xs = _stepwise(x, static, clock)
+    v = st.get("v")
+    if v is None:
+        v = torch.full(shape, node.v_init, dtype=x.dtype, device=x.device)
+    cur = st.get("i")
+    if isinstance(node, ir.CubaLIF) and cur is None:
+        cur = torch.zeros(shape, dtype=x.dtype, device=x.device)
+    keep_v = 1.0 - getattr(node, "decay_v", 0.0)
+    keep_i = 1.0 - getattr(node, "decay_i", 0.0)
+    thr = node.v_threshold
+    out = torch.empty((clock.steps, *shape), dtype=x.dtype, device=x.device)
+    for t in range(clock.steps):
+        xt = xs if static else xs[t]
+        if isinstance(node, ir.CubaLIF):
+            cur.mul_(keep_i).add_(xt)
+            v.mul_(keep_v).add_(cur)
+        elif isinstance(node, ir.LIF):
+            v.mul_(keep_v).add_(xt)
+        else:
+            v.add_(xt)
+        spikes = out[t]
+        torch.ge(v, thr, out=spikes)
+        if node.reset == "subtract":
+            v.sub_(spikes, alpha=thr)
+        else:
+            v.masked_fill_(spikes.bool(), 0.0)
+    st["v"], st["i"] = v, cur
+    return Value(out.reshape(-1, *shape[1:]), clock.steps)
+
+
+def _readout(x: torch.Tensor, static: bool, st: dict, clock: Clock) -> Value:
+    """The running mean of the input: sum so far / steps so far."""
+    shape = (clock.batch, *x.shape[1:])
+    xs = _stepwise(x, static, clock)
+    total = st.get("sum")
+    if total is None:
+        total = torch.zeros(shape, dtype=x.dtype, device=x.device)
+    out = torch.empty((clock.steps, *shape), dtype=x.dtype, device=x.device)
+    for t in range(clock.steps):
+        total.add_(xs if static else xs[t])
+        torch.div(total, clock.t0 + t + 1, out=out[t])
+    st["sum"] = total
+    return Value(out.reshape(-1, *shape[1:]), clock.steps)
+
+
+def _poisson(node: ir.Encoder, x: Value, clock: Clock, program: Program) -> Value:
+    """Bernoulli spikes with the reference's uniforms: numpy's PCG64 from ``seed``, drawn
+    (total, *shape) per step; a batch jumps to its slice with ``advance`` (one draw per value).
+    """
+    shape = tuple(x.tensor.shape[1:])
+    size = math.prod(shape)
+    p = x.tensor.to(torch.float64).clamp(0.0, 1.0).cpu().numpy()
+    if x.steps is not None:
+        p = p.reshape(clock.steps, clock.batch, *shape)
+    rng = np.random.default_rng(node.seed)
+    rng.bit_generator.advance((clock.t0 * clock.total + clock.offset) * size)
+    u = np.empty((clock.steps, clock.batch, *shape))
+    if clock.batch == clock.total:
+        rng.random(out=u)
+    else:
+        for t in range(clock.steps):
+            rng.random(out=u[t])
+            rng.bit_generator.advance((clock.total - clock.batch) * size)
+    spikes = torch.from_numpy(u < p).to(program.device, program.dtype)
+    return Value(spikes.reshape(-1, *shape), clock.steps)
+
+
+def _count(
+    node: Node, program: Program, ports: dict[str, Value], out: Value, clock: Clock
+) -> dict[str, int]:
+    """This chunk's counters, defined as the reference's `_count` summed over its steps."""
+    if node.domain == "spiking":
+        return {
+            "spikes": int(torch.count_nonzero(out.tensor)),
+            "neuron_updates": out.tensor.numel(),
+        }
+    if node.domain != "synapse":
+        return {}
+    synops = macs = 0
+    for port, value in ports.items():
+        fan = program.fan[(node.name, port)]
+        times = (clock.steps or 1) if value.steps is None else 1
+        synops += kernels.synapse_uses(value.tensor, fan) * times
+        macs += kernels.synapse_uses(value.tensor, fan, dense=True) * times
+    return {"synops": synops, "macs": macs}
+
+
+def schedule(graph: Graph) -> dict[str, str]:
+    """How each node is evaluated: ``once per batch`` (static: the same value every step),
+    ``time-batched`` (one call per chunk of steps) or ``step loop`` (stateful recurrence)."""
+    plan: dict[str, str] = {}
+    for node in graph.topological_order():
+        srcs = [s for p in node.ports() for s in graph.sources(node.name, p)]
+        if isinstance(node, STATEFUL) or (isinstance(node, ir.Encoder) and node.kind == "poisson"):
+            plan[node.name] = "step loop"
+        elif all(plan[s] == "once per batch" for s in srcs) or not graph.is_spiking:
+            plan[node.name] = "once per batch"
+        else:
+            plan[node.name] = "time-batched"
+    return plan
