@@ -18,3 +18,12 @@ def neurohal_register_devices(register: Callable[[object], None]) -> None:
     A plugin is a module (or object) named by an entry point in group ``neurohal``, e.g. in
     pyproject.toml: ``[project.entry-points.neurohal] mydevice = "mypkg.plugin"``.
     """
+
+
+@hookspec
+def neurohal_register_exporters(register: Callable[[str, Callable, str], None]) -> None:
+    """Call ``register(format_name, export, description)`` for each file format the plugin
+    writes, where ``export(graph, path) -> pathlib.Path`` writes ``graph`` to ``path`` and raises
+    a NeurohalError naming any node the format cannot express. ``neurohal export --format
+    format_name`` then offers it.
+    """

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import traceback
+from collections.abc import Callable
 from importlib import metadata
 
 import attrs
@@ -42,10 +43,21 @@ class BrokenPlugin:
 
 
 @attrs.frozen
+class Exporter:
+    """A file format a plugin can write: ``export(graph, path) -> Path``."""
+
+    format: str
+    export: Callable
+    description: str
+    plugin: str
+
+
+@attrs.frozen
 class Registry:
     devices: dict[str, Device]
     origins: dict[str, PluginInfo]
     broken: tuple[BrokenPlugin, ...]
+    exporters: dict[str, Exporter] = attrs.field(factory=dict)
 
 
 def _names_from_env(var: str) -> set[str] | None:
@@ -73,6 +85,7 @@ def discover() -> Registry:
     devices: dict[str, Device] = {}
     origins: dict[str, PluginInfo] = {}
     broken: list[BrokenPlugin] = []
+    exporters: dict[str, Exporter] = {}
     eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
     for ep in _selected(eps):
         info = _info(ep)
@@ -83,13 +96,20 @@ def discover() -> Registry:
             broken.append(_broken(ep.name, f"failed to load: {exc!r}"))
             continue
         offered: list[object] = []
+        formats: list[tuple] = []
         try:
-            for impl in pm.hook.neurohal_register_devices.get_hookimpls():
-                if impl.plugin_name == ep.name:
-                    impl.function(register=offered.append)
+            _call_own(pm, "neurohal_register_devices", ep.name, offered.append)
+            _call_own(
+                pm, "neurohal_register_exporters", ep.name, lambda *args, f=formats: f.append(args)
+            )
         except Exception as exc:
-            broken.append(_broken(ep.name, f"neurohal_register_devices raised: {exc!r}"))
+            broken.append(_broken(ep.name, f"registering raised: {exc!r}"))
             continue
+        for fmt, export, description in formats:
+            if fmt in exporters:
+                broken.append(BrokenPlugin(ep.name, f"duplicate export format {fmt!r}"))
+            else:
+                exporters[fmt] = Exporter(fmt, export, description, ep.name)
         for device in offered:
             problem = _check_device(device, devices, origins)
             if problem:
@@ -97,7 +117,14 @@ def discover() -> Registry:
                 continue
             devices[device.name] = device
             origins[device.name] = info
-    return Registry(devices, origins, tuple(broken))
+    return Registry(devices, origins, tuple(broken), exporters)
+
+
+def _call_own(pm: pluggy.PluginManager, hook: str, plugin: str, register: Callable) -> None:
+    """Call ``hook`` of one plugin only, so one plugin's failure never touches another's."""
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        if impl.plugin_name == plugin:
+            impl.function(register=register)
 
 
 def _broken(name: str, error: str) -> BrokenPlugin:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from neurohal.cli import compare, devices, inspect
+from neurohal.cli import compare, deploy, devices, inspect
 from neurohal.errors import NeurohalError
 
 
@@ -32,5 +32,10 @@ for _command in (
     inspect.command,
     compare.compare_command,
     compare.demo_command,
+    deploy.compile_command,
+    deploy.run_command,
+    deploy.measure_command,
+    deploy.export_command,
+    deploy.formats_command,
 ):
     main.add_command(_command)
