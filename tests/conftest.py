@@ -24,15 +24,16 @@ class PluginSite:
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
         (info / "entry_points.txt").write_text(f"[neurohal]\n{entry} = {module}\n")
+        plugins.registry.cache_clear()  # the next lookup rediscovers
 
 
 @pytest.fixture
 def plugin_site(tmp_path, monkeypatch):
-    """A fresh plugin site (with the example plugin's package importable); rediscovers after."""
+    """A fresh plugin site (with the example plugin's package importable)."""
     monkeypatch.syspath_prepend(str(EXAMPLE))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv("NEUROHAL_PLUGINS", raising=False)
     monkeypatch.delenv("NEUROHAL_DISABLE_PLUGINS", raising=False)
     yield PluginSite(tmp_path)
     sys.modules.pop("neurohal_example", None)
-    plugins.refresh()
+    plugins.registry.cache_clear()  # rediscover lazily, once this site is off sys.path
