@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 .venv/bin/neurohal devices
+.venv/bin/neurohal demo "$@"
