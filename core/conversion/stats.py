@@ -88,9 +88,17 @@ class Histograms:
     def nbytes(self) -> int:
         return sum(getattr(self, f.name).nbytes for f in attrs.fields(type(self)))
 
+    def _order_statistic(self, channel: int, cumulative: np.ndarray, k: int, width: float) -> float:
+        """The ``k``-th smallest positive value (0-based), placed within its bin as if the
+        bin's values were spread evenly."""
+        b = int(np.searchsorted(cumulative, k, side="right"))
+        before = cumulative[b - 1] if b else 0
+        return (b + (k - before + 0.5) / self.counts[channel, b]) * width
+
     def percentile(self, p: float) -> np.ndarray:
-        """Per channel, the ``p``-th percentile of the positive values (numpy's linear rule,
-        located within one bin); 0 for a channel that never saw a positive value."""
+        """Per channel, the ``p``-th percentile of the positive values (numpy's linear rule
+        between order statistics, each located within its bin, so the error is at most one
+        bin width); 0 for a channel that never saw a positive value."""
         channels, bins = self.counts.shape
         result = np.zeros(channels)
         for c in range(channels):
@@ -101,12 +109,12 @@ class Histograms:
                 result[c] = self.maxima[c]
                 continue
             rank = p / 100.0 * (total - 1)
+            below = int(np.floor(rank))
             cumulative = np.cumsum(self.counts[c])
-            b = int(np.searchsorted(cumulative, rank, side="right"))
-            before = cumulative[b - 1] if b else 0
             width = 2.0 ** int(self.exponents[c]) / bins
-            inside = (rank - before + 0.5) / self.counts[c, b]
-            result[c] = min((b + inside) * width, self.maxima[c])
+            low = self._order_statistic(c, cumulative, below, width)
+            high = self._order_statistic(c, cumulative, min(below + 1, total - 1), width)
+            result[c] = min(low + (rank - below) * (high - low), self.maxima[c])
         return result
 
 
@@ -121,7 +129,7 @@ class ActivationStats:
     layer: Histograms
 
     def max(self, granularity: str) -> np.ndarray:
-        """Largest value seen: per channel (C,) or for the layer (1,)."""
+        """Largest positive value seen (0 if none): per channel (C,) or for the layer (1,)."""
         return (self.channels if granularity == "channel" else self.layer).maxima.copy()
 
     def percentile(self, p: float, granularity: str) -> np.ndarray:
