@@ -57,6 +57,7 @@ from neurohal.ir.serialize import MAX_ARRAY_ELEMENTS
 
 try:
     import nir
+    from nir.serialization import hdf2dict
 except ImportError as _exc:  # the optional extra is missing
     raise NeurohalError(
         "NIR interop needs the 'nir' package: pip install 'neurohal[nir]'"
@@ -203,7 +204,7 @@ def _export_node(node: Node, graph: Graph, shapes: Mapping, dt: float) -> nir.NI
         return nir.Affine(weight=np.array(node.weight), bias=np.array(node.bias))
     if isinstance(node, Conv2d):
         bias = node.bias if node.bias is not None else np.zeros(shape[0], node.weight.dtype)
-        return nir.Conv2d(
+        conv = nir.Conv2d(
             input_shape=tuple(source_shape[1:]),
             weight=np.array(node.weight),
             stride=node.stride,
@@ -212,6 +213,9 @@ def _export_node(node: Node, graph: Graph, shapes: Mapping, dt: float) -> nir.NI
             groups=node.groups,
             bias=np.array(bias),
         )
+        # nir 1.0 takes the input channels to be weight.shape[1], wrong when groups > 1
+        conv.input_type = {"input": np.array(source_shape)}
+        return conv
     if isinstance(node, (AvgPool2d, SumPool2d)):
         cls = nir.AvgPool2d if isinstance(node, AvgPool2d) else nir.SumPool2d
         return cls(
@@ -387,22 +391,48 @@ def load_nir(path: str | os.PathLike, dt: float | None = None) -> Graph:
     if not path.is_file():
         raise IRFormatError(f"{path}: no such NIR file")
     _check_file(path)
-    try:
-        nir_graph = nir.read(path, type_check=False)
-    except (
-        OSError,
-        KeyError,
-        ValueError,
-        TypeError,
-        AssertionError,
-        AttributeError,
-        IndexError,
-        RecursionError,
-    ) as exc:
-        raise IRFormatError(f"{path}: not a valid NIR graph: {type(exc).__name__}: {exc}") from exc
+    nir_graph = _read(path)
     if not isinstance(nir_graph, nir.NIRGraph):
         raise IRFormatError(f"{path}: holds a {type(nir_graph).__name__}, not a NIRGraph")
     return from_nir(nir_graph, dt)
+
+
+_READ_ERRORS = (
+    OSError,
+    KeyError,
+    ValueError,
+    TypeError,
+    AssertionError,
+    AttributeError,
+    IndexError,
+    RecursionError,
+)
+
+
+def _read(path: Path) -> nir.NIRNode:
+    """nir.read, with its errors turned into IRFormatError naming the node that broke."""
+    try:
+        return nir.read(path, type_check=False)
+    except _READ_ERRORS as exc:
+        where = _failing_node(path)
+        raise IRFormatError(
+            f"{path}: not a valid NIR graph{where}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _failing_node(path: Path) -> str:
+    """' (node NAME)' for the first node nir cannot build on its own, else ''."""
+    try:
+        with h5py.File(path, "r") as f:
+            nodes = hdf2dict(f["node"]).get("nodes")
+    except _READ_ERRORS:
+        return ""
+    for name, data in nodes.items() if isinstance(nodes, dict) else ():
+        try:
+            nir.dict2NIRNode(data)
+        except _READ_ERRORS:
+            return f" (node {name!r})"
+    return ""
 
 
 def _graph_metadata(source: nir.NIRGraph) -> dict:
