@@ -38,12 +38,23 @@ class OpenVinoInfo:
         return any(d.startswith(MYRIAD) for d in self.devices)
 
 
+def runtime() -> object:
+    """The module holding ``Core``, ``Tensor`` and ``get_version``: ``openvino`` itself from
+    2023.1 on, ``openvino.runtime`` in the 2022.3 LTS release that still drives the NCS2."""
+    import openvino
+
+    if hasattr(openvino, "Core"):
+        return openvino
+    import openvino.runtime
+
+    return openvino.runtime
+
+
 @functools.cache
 def info() -> OpenVinoInfo:
     """What OpenVINO offers here (cached: probing USB devices is slow); never raises."""
     try:
-        import openvino as ov
-
+        ov = runtime()
         return OpenVinoInfo(ov.get_version(), tuple(ov.Core().available_devices))
     except Exception as exc:  # any failure means: not usable here, with the reason
         return OpenVinoInfo(error=f"{type(exc).__name__}: {exc}")
@@ -70,7 +81,11 @@ def choose_device(requested: str | None) -> str:
 
 
 def to_openvino_ir(graph: Graph) -> tuple[bytes, bytes]:
-    """The analog graph as OpenVINO IR ``(xml, bin)`` with weights compressed to FP16."""
+    """The analog graph as OpenVINO IR ``(xml, bin)`` with weights compressed to FP16.
+
+    Needs OpenVINO >= 2023.1 (``convert_model``, ``save_model``); the IR it writes is read by
+    the 2022.3 LTS runtime on an NCS2 host.
+    """
     import onnx
     import openvino as ov
 
@@ -91,8 +106,7 @@ def to_openvino_ir(graph: Graph) -> tuple[bytes, bytes]:
 def compiled_model(xml: bytes, weights: bytes, device: str, batch: int) -> object:
     """The model compiled for ``device`` with a static batch size (MYRIAD needs static shapes);
     cached so repeated runs of one artifact compile once."""
-    import openvino as ov
-
+    ov = runtime()
     core = ov.Core()
     model = core.read_model(xml.decode("utf-8"), ov.Tensor(np.frombuffer(weights, np.uint8)))
     model.reshape(
