@@ -358,9 +358,9 @@ def from_nir(source: nir.NIRGraph | str | os.PathLike, dt: float | None = None) 
         raise ConversionError(
             f"from_nir takes a nir.NIRGraph or a .nir path, got {type(source).__name__}"
         )
+    _check_structure(source)
     graph_meta = _graph_metadata(source)
     ctx = _Context(source, _check_dt(dt if dt is not None else graph_meta.get("dt", DEFAULT_DT)))
-    _check_structure(source)
     pieces, refusals = {}, []
     for name, node in source.nodes.items():
         try:
@@ -437,7 +437,15 @@ def _failing_node(path: Path) -> str:
 
 def _graph_metadata(source: nir.NIRGraph) -> dict:
     meta = source.metadata.get(KEY) if isinstance(source.metadata, dict) else None
-    return meta if isinstance(meta, dict) else {}
+    if not isinstance(meta, dict):
+        return {}
+    convention = meta.get("convention", CONVENTION)
+    if not isinstance(convention, (int, np.integer)) or convention > CONVENTION:
+        raise ConversionError(
+            f"graph metadata[{KEY!r}] follows convention {convention!r}, newer than this "
+            f"neurohal's ({CONVENTION}); upgrade neurohal to import it"
+        )
+    return meta
 
 
 def _ir_metadata(graph_meta: Mapping) -> dict:
@@ -459,8 +467,14 @@ def _check_structure(source: nir.NIRGraph) -> None:
     for name, node in source.nodes.items():
         if not isinstance(name, str) or not isinstance(node, nir.NIRNode):
             raise ConversionError(f"NIR node {name!r} is a {type(node).__name__}, not a NIRNode")
+    if not isinstance(source.edges, (list, tuple)):
+        raise ConversionError(f"NIR edges must be a list of pairs, got {type(source.edges)}")
     for edge in source.edges:
-        if len(edge) != 2 or any(end not in source.nodes for end in edge):
+        if (
+            not isinstance(edge, (list, tuple))
+            or len(edge) != 2
+            or any(not isinstance(end, str) or end not in source.nodes for end in edge)
+        ):
             raise ConversionError(f"NIR edge {edge!r} does not join two nodes of the graph")
 
 
@@ -721,7 +735,7 @@ def _build_neuron(
             "another tool, or imported with another dt?); using the parameters with NIR's "
             "reset to v_reset = 0",
             UserWarning,
-            stacklevel=2,
+            stacklevel=5,
         )
     try:
         neuron = cls(name=name, **(exact or _nir_semantics(node, derived)))

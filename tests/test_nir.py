@@ -585,3 +585,20 @@ def test_huge_input_shape_is_refused(good_file):
     _edit(good_file, widen)
     with pytest.raises(NeurohalError, match=r"'x'.*more than"):
         load_nir(good_file)
+
+
+def test_metadata_from_a_newer_convention_is_refused():
+    g = _quiet(to_nir, _analog_linear_graph())
+    g.metadata["neurohal"]["convention"] = 99
+    with pytest.raises(ConversionError, match="convention 99, newer"):
+        from_nir(g)
+
+
+def test_edges_into_an_input_or_to_missing_nodes_are_refused():
+    g = _nir_chain(("lif", _snntorch_lif(0.5, 1.0, 2)), size=2)
+    g.edges.append(("lif", "input"))
+    with pytest.raises(ConversionError, match="enters an Input node"):
+        from_nir(g)
+    g.edges[-1] = ("lif", "nowhere")
+    with pytest.raises(ConversionError, match="does not join two nodes"):
+        from_nir(g)
