@@ -34,8 +34,9 @@ class EmulatorResult:
     saturated: dict[str, int]
 
 
-def sum_pool(x: np.ndarray, kernel: tuple[int, int], padding: tuple[int, int, int, int]
-             ) -> np.ndarray:
+def sum_pool(
+    x: np.ndarray, kernel: tuple[int, int], padding: tuple[int, int, int, int]
+) -> np.ndarray:
     """Non-overlapping window sums (stride == kernel) of (M, C, H, W) integers."""
     top, left, bottom, right = padding
     x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
@@ -65,8 +66,9 @@ def conv2d_int(x: np.ndarray, weight: np.ndarray, node: Conv2d) -> np.ndarray:
     return out.reshape(m, out_ch, oh, ow)
 
 
-def project(graph: Graph, proj: Projection, mant: np.ndarray, exp: int,
-            spikes: np.ndarray) -> np.ndarray:
+def project(
+    graph: Graph, proj: Projection, mant: np.ndarray, exp: int, spikes: np.ndarray
+) -> np.ndarray:
     """Dense output of a projection for each row of ``spikes`` (M, *src_shape): int64 (M, N).
 
     The sum is of Lava's weights ``2 * m``; the weight exponent is applied to the whole sum.
@@ -102,8 +104,12 @@ def _max_pooled(graph: Graph, proj: Projection) -> int:
     return area
 
 
-def step_layer(net: Network, layer: Layer, a_in: np.ndarray, bias_eff: np.ndarray,
-               ) -> tuple[np.ndarray, np.ndarray]:
+def step_layer(
+    net: Network,
+    layer: Layer,
+    a_in: np.ndarray,
+    bias_eff: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Run one layer's neurons through all steps: spikes (steps, B, N) int8 and final v."""
     steps, batch, _ = a_in.shape
     dv = int(net.value(layer.name, "dv"))
@@ -126,8 +132,9 @@ def step_layer(net: Network, layer: Layer, a_in: np.ndarray, bias_eff: np.ndarra
     return spikes, v
 
 
-def run(net: Network, encoded: Mapping[str, np.ndarray], timesteps: int,
-        batch: int) -> EmulatorResult:
+def run(
+    net: Network, encoded: Mapping[str, np.ndarray], timesteps: int, batch: int
+) -> EmulatorResult:
     """Emulate ``timesteps`` effective steps (plus the readout delay) on a batch."""
     steps = net.run_steps(timesteps)
     spikes: dict[str, np.ndarray] = {}

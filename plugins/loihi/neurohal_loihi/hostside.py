@@ -18,8 +18,9 @@ from neurohal.reference import apply
 from neurohal_loihi.lowering import NEURONS
 
 
-def layer_current(graph: Graph, dst: str, encoded: Mapping[str, np.ndarray] | None,
-                  batch: int) -> np.ndarray:
+def layer_current(
+    graph: Graph, dst: str, encoded: Mapping[str, np.ndarray] | None, batch: int
+) -> np.ndarray:
     """Input current into ``dst`` with every neuron silent: (batch, neurons), real units.
 
     ``encoded`` gives each Encoder's (batch-first) input; ``None`` means zero input, leaving
@@ -33,8 +34,11 @@ def layer_current(graph: Graph, dst: str, encoded: Mapping[str, np.ndarray] | No
             if isinstance(node, NEURONS):
                 memo[name] = np.zeros((batch, *graph.shape(name)))
             elif isinstance(node, Encoder):
-                memo[name] = (np.zeros((batch, *graph.shape(name))) if encoded is None
-                              else np.asarray(encoded[name], dtype=np.float64))
+                memo[name] = (
+                    np.zeros((batch, *graph.shape(name)))
+                    if encoded is None
+                    else np.asarray(encoded[name], dtype=np.float64)
+                )
             else:
                 ports = {p: sum(value(s) for s in graph.sources(name, p)) for p in node.ports()}
                 memo[name] = apply(node, ports)

@@ -17,14 +17,14 @@ from collections.abc import Mapping
 
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.ports import PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.process import Dense
 from lava.proc.io.sink import RingBuffer
-from lava.magma.core.model.py.ports import PyOutPort
-from lava.magma.core.model.py.type import LavaPyType
 from lava.proc.lif.models import AbstractPyLifModelFixed
 from lava.proc.lif.process import LIF
 
@@ -132,8 +132,13 @@ def projection_matrix(net: Network, proj: Projection) -> np.ndarray:
 class LavaNetwork:
     """The Lava processes of one compiled network (built once, reused for every sample)."""
 
-    def __init__(self, net: Network, run_steps: int, mant: Mapping[str, np.ndarray],
-                 exp: Mapping[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        net: Network,
+        run_steps: int,
+        mant: Mapping[str, np.ndarray],
+        exp: Mapping[str, np.ndarray],
+    ) -> None:
         """Build with the first sample's biases (Lava sets Vars only once it runs)."""
         self.net = net
         self.run_steps = run_steps
@@ -155,16 +160,20 @@ class LavaNetwork:
             self.neurons[layer.name].s_out.connect(sink.a_in)
             self.sinks[layer.name] = sink
             for proj in layer.projections:
-                dense = Dense(weights=projection_matrix(net, proj),
-                              weight_exp=net.weights(proj)[1], num_weight_bits=8)
+                dense = Dense(
+                    weights=projection_matrix(net, proj),
+                    weight_exp=net.weights(proj)[1],
+                    num_weight_bits=8,
+                )
                 self.neurons[proj.src].s_out.connect(dense.s_in)
                 dense.a_out.connect(self.neurons[layer.name].a_in)
                 self.denses.append(dense)
         self.anchor = next(iter(self.neurons.values()))
         self.started = False
 
-    def run_sample(self, mant: Mapping[str, np.ndarray], exp: Mapping[str, np.ndarray]
-                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def run_sample(
+        self, mant: Mapping[str, np.ndarray], exp: Mapping[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """One sample from a clean state: (spikes (steps, N) per layer, final v per layer)."""
         if self.started:
             for layer in self.net.plan.layers:
@@ -175,13 +184,15 @@ class LavaNetwork:
                 proc.u.set(np.zeros(layer.size))
             for dense in self.denses:
                 dense.a_buff.set(np.zeros(dense.a_buff.shape))
-        self.anchor.run(condition=RunSteps(num_steps=self.run_steps),
-                        run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        self.anchor.run(
+            condition=RunSteps(num_steps=self.run_steps),
+            run_cfg=Loihi2SimCfg(select_tag="fixed_pt"),
+        )
         self.started = True
-        spikes = {name: np.asarray(s.data.get()).T.astype(np.int8)
-                  for name, s in self.sinks.items()}
-        final_v = {name: np.asarray(p.v.get()).astype(np.int64)
-                   for name, p in self.neurons.items()}
+        spikes = {
+            name: np.asarray(s.data.get()).T.astype(np.int8) for name, s in self.sinks.items()
+        }
+        final_v = {name: np.asarray(p.v.get()).astype(np.int64) for name, p in self.neurons.items()}
         return spikes, final_v
 
     def stop(self) -> None:
@@ -189,14 +200,18 @@ class LavaNetwork:
             self.anchor.stop()
 
 
-def run(net: Network, encoded: Mapping[str, np.ndarray], timesteps: int, batch: int
-        ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray], int]:
+def run(
+    net: Network, encoded: Mapping[str, np.ndarray], timesteps: int, batch: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray], int]:
     """Run a batch sample by sample in Lava: (outputs, spikes (steps, B, N), final v, steps)."""
     steps = net.run_steps(timesteps)
     parts = {la.name: net.bias_parts(la, encoded, batch) for la in net.plan.layers}
+
     def sample(b: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        return ({name: np.asarray(p[0][b]) for name, p in parts.items()},
-                {name: np.asarray(p[1][b]) for name, p in parts.items()})
+        return (
+            {name: np.asarray(p[0][b]) for name, p in parts.items()},
+            {name: np.asarray(p[1][b]) for name, p in parts.items()},
+        )
 
     lava_net = LavaNetwork(net, steps, *sample(0))
     spikes = {la.name: np.zeros((steps, batch, la.size), np.int8) for la in net.plan.layers}

@@ -122,12 +122,16 @@ def _node_reason(graph: Graph, n: Node) -> str:
     if isinstance(n, POOLS):
         return ""
     if isinstance(n, Encoder):
-        return "" if n.kind == "analog" else (
-            "poisson encoding is not lowered; use Encoder(kind='analog') (input current)"
+        return (
+            ""
+            if n.kind == "analog"
+            else ("poisson encoding is not lowered; use Encoder(kind='analog') (input current)")
         )
     if isinstance(n, Readout):
-        return "" if n.kind == "membrane" else (
-            "spike_count readout is not lowered; use Readout(kind='membrane')"
+        return (
+            ""
+            if n.kind == "membrane"
+            else ("spike_count readout is not lowered; use Readout(kind='membrane')")
         )
     if isinstance(n, Output):
         srcs = graph.sources(n.name)

@@ -52,8 +52,9 @@ class Network:
         """Steps to run so that every readout sees ``timesteps`` steps of input (the delay)."""
         return timesteps + max(la.delay for la in self.plan.layers if la.kind == "readout")
 
-    def bias_parts(self, layer: Layer, encoded: Mapping[str, np.ndarray] | None,
-                   batch: int) -> tuple[np.ndarray, np.ndarray]:
+    def bias_parts(
+        self, layer: Layer, encoded: Mapping[str, np.ndarray] | None, batch: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per-sample (mantissa, exponent) of the layer's bias, (batch, neurons) each.
 
         A layer fed by the analog input gets the host-computed current of each sample; the
@@ -66,8 +67,9 @@ class Network:
         exp = np.broadcast_to(self.value(layer.name, "bias_exp"), (batch, layer.size))
         return mant, exp
 
-    def readout(self, layer: Layer, v_final: np.ndarray, bias_eff: np.ndarray,
-                run_steps: int) -> np.ndarray:
+    def readout(
+        self, layer: Layer, v_final: np.ndarray, bias_eff: np.ndarray, run_steps: int
+    ) -> np.ndarray:
         """The IR readout (mean input over the steps after the delay) from the final v."""
         steps = run_steps - layer.delay
         v_start = self.value(layer.name, "v_start")

@@ -45,8 +45,11 @@ def _worst_input(graph: Graph, layer: Layer) -> float:
     total = float(np.max(np.abs(layer_current(graph, layer.name, None, 1))))
     for proj in layer.projections:
         weight, area = projection_weight(graph, proj)
-        rows = np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1) if weight.ndim else \
-            np.abs(weight)
+        rows = (
+            np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1)
+            if weight.ndim
+            else np.abs(weight)
+        )
         total += float(np.max(rows)) * area
     return max(total, 1e-12)
 
@@ -71,19 +74,24 @@ def quantize(graph: Graph, plan: Plan, max_timesteps: int) -> tuple[dict[str, np
         bias = layer_current(graph, layer.name, None, 1)[0] * scale
         mant, exp = fx.bias_parts(bias)
         bias_eff = fx.bias_value(mant, exp)
-        dv = int(np.clip(round(node.decay_v * fx.DECAY_UNITY), 0, fx.DECAY_UNITY - 1)) \
-            if isinstance(node, LIF) else 0
-        v0 = 0 if isinstance(node, Readout) else int(round(node.v_init * scale))
+        dv = (
+            int(np.clip(round(node.decay_v * fx.DECAY_UNITY), 0, fx.DECAY_UNITY - 1))
+            if isinstance(node, LIF)
+            else 0
+        )
+        v0 = 0 if isinstance(node, Readout) else round(node.v_init * scale)
         v0 = int(np.clip(v0, -fx.V_LIMIT, fx.V_LIMIT))
         v_start = _start_potential(v0, bias_eff, layer, dv, vth_eff)
-        arrays.update({
-            f"{layer.name}:scale": np.float64(scale),
-            f"{layer.name}:vth": np.int64(vth),
-            f"{layer.name}:dv": np.int64(dv),
-            f"{layer.name}:v_start": v_start,
-            f"{layer.name}:bias_mant": mant,
-            f"{layer.name}:bias_exp": exp,
-        })
+        arrays.update(
+            {
+                f"{layer.name}:scale": np.float64(scale),
+                f"{layer.name}:vth": np.int64(vth),
+                f"{layer.name}:dv": np.int64(dv),
+                f"{layer.name}:v_start": v_start,
+                f"{layer.name}:bias_mant": mant,
+                f"{layer.name}:bias_exp": exp,
+            }
+        )
         info = {
             "scale": scale,
             "vth_mantissa": vth,
@@ -109,8 +117,9 @@ def quantize(graph: Graph, plan: Plan, max_timesteps: int) -> tuple[dict[str, np
     return arrays, report
 
 
-def _start_potential(v0: int, bias_eff: np.ndarray, layer: Layer, dv: int,
-                     vth_eff: int) -> np.ndarray:
+def _start_potential(
+    v0: int, bias_eff: np.ndarray, layer: Layer, dv: int, vth_eff: int
+) -> np.ndarray:
     """Initial v that absorbs the bias integrated while waiting ``delay`` steps for input.
 
     A layer at delay D integrates its bias D times before its first synaptic input arrives

@@ -1,0 +1,99 @@
+"""Per-layer counts of a run from its spike trains: spikes, neuron updates, synaptic operations.
+
+A synaptic operation is one spike reaching one synapse (a nonzero stored weight). Each source
+neuron's fan-out is found once per projection by running the projection's structure backwards
+(transposed pooling, convolution and dense maps over the nonzero-weight pattern).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from neurohal.ir import Conv2d, Dense, Flatten, Graph, Reshape
+from neurohal_loihi.lowering import POOLS, Plan, Projection
+
+
+def _conv_fanout(
+    f_out: np.ndarray, mask: np.ndarray, node: Conv2d, in_shape: tuple[int, ...]
+) -> np.ndarray:
+    c, h, w = in_shape
+    out_ch, in_per_group, kh, kw = mask.shape
+    top, left, bottom, right = node.padding
+    sh, sw = node.stride
+    dh, dw = node.dilation
+    oh, ow = f_out.shape[1:]
+    per_group = out_ch // node.groups
+    padded = np.zeros((c, h + top + bottom, w + left + right))
+    for g in range(node.groups):
+        outs = f_out[g * per_group : (g + 1) * per_group]
+        weights = mask[g * per_group : (g + 1) * per_group]
+        for a in range(kh):
+            for b in range(kw):
+                contrib = np.einsum("ohw,oc->chw", outs, weights[:, :, a, b])
+                ys = slice(a * dh, a * dh + (oh - 1) * sh + 1, sh)
+                xs = slice(b * dw, b * dw + (ow - 1) * sw + 1, sw)
+                padded[g * in_per_group : (g + 1) * in_per_group, ys, xs] += contrib
+    return padded[:, top : top + h, left : left + w]
+
+
+def fanout(graph: Graph, proj: Projection, mant: np.ndarray) -> np.ndarray:
+    """Synapses each source neuron of ``proj`` reaches (nonzero weights only), flat."""
+    shapes = [graph.shape(proj.src)] + [graph.shape(n) for n in proj.nodes]
+    f = np.ones(shapes[-1])
+    weighted = False
+    for index in range(len(proj.nodes) - 1, -1, -1):
+        node = graph.node(proj.nodes[index])
+        in_shape = shapes[index]
+        if isinstance(node, Dense):
+            f = (mant != 0).T.astype(np.float64) @ f.reshape(-1)
+            weighted = True
+        elif isinstance(node, Conv2d):
+            f = _conv_fanout(
+                f.reshape(shapes[index + 1]), (mant != 0).astype(np.float64), node, in_shape
+            )
+            weighted = True
+        elif isinstance(node, POOLS):
+            kh, kw = node.kernel
+            top, left, _, _ = node.padding
+            up = np.repeat(np.repeat(f.reshape(shapes[index + 1]), kh, axis=1), kw, axis=2)
+            full = np.zeros((in_shape[0], in_shape[1] + kh + top, in_shape[2] + kw + left))
+            full[:, : up.shape[1], : up.shape[2]] = up
+            f = full[:, top : top + in_shape[1], left : left + in_shape[2]]
+        elif isinstance(node, (Flatten, Reshape)):
+            f = f.reshape(in_shape)
+    if not weighted and int(mant) == 0:
+        f = np.zeros_like(f)
+    return np.rint(np.asarray(f)).astype(np.int64).reshape(-1)
+
+
+def projection_name(graph: Graph, proj: Projection) -> str:
+    """The counter key of a projection: its weighted node, or ``src->dst`` for identity."""
+    for name in proj.nodes:
+        if isinstance(graph.node(name), (Dense, Conv2d)):
+            return name
+    return f"{proj.src}->{proj.dst}"
+
+
+def count(
+    graph: Graph, plan: Plan, spikes: Mapping[str, np.ndarray], fanouts: Mapping[str, np.ndarray]
+) -> dict[str, dict[str, int]]:
+    """Counters by layer / projection from spike trains (steps, batch, neurons)."""
+    counters: dict[str, dict[str, int]] = {}
+    per_neuron = {name: s.sum(axis=(0, 1), dtype=np.int64) for name, s in spikes.items()}
+    for layer in plan.layers:
+        s = spikes[layer.name]
+        counters[layer.name] = {
+            "spikes": int(per_neuron[layer.name].sum()),
+            "neuron_updates": int(s.size),
+        }
+        for proj in layer.projections:
+            key = projection_name(graph, proj)
+            entry = counters.setdefault(key, {"synops": 0})
+            entry["synops"] += int(per_neuron[proj.src] @ fanouts[proj.key])
+    return counters
+
+
+def spike_counts_per_neuron(spikes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {name: s.sum(axis=(0, 1), dtype=np.int64) for name, s in spikes.items()}
