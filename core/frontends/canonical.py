@@ -166,9 +166,12 @@ def _per_channel(node: Node, value: np.ndarray) -> np.ndarray:
 def _constant_sum(graph: Graph, add: Node) -> tuple[np.ndarray | None, list[str]]:
     """The summed Constant inputs of ``add`` (or None) and the names of its other inputs."""
     consts = [graph.node(s) for s in graph.sources(add.name)]
-    values = [n.value.astype(np.float64) for n in consts if isinstance(n, Constant)]
+    values = [n.value for n in consts if isinstance(n, Constant)]
     others = [n.name for n in consts if not isinstance(n, Constant)]
-    return (sum(values) if values else None), others
+    if not values:
+        return None, others
+    total = sum(v.astype(np.float64) for v in values)
+    return total.astype(np.result_type(*values)), others
 
 
 def _drop_constants_of(graph: Graph, add: Node) -> Graph:
@@ -237,19 +240,20 @@ def fold_constants(graph: Graph) -> Graph:
     return _fixpoint(step, graph)
 
 
-def _affine_node(name: str, shape: Shape, factor: np.ndarray, shift: np.ndarray) -> Node:
-    """An exact per-channel y = factor * x + shift for values of ``shape``."""
+def _affine_node(
+    name: str, shape: Shape, factor: np.ndarray, shift: np.ndarray, dtype: np.dtype
+) -> Node:
+    """An exact per-channel y = factor * x + shift for values of ``shape``, stored as ``dtype``
+    (the precision of the parameters it replaces)."""
     if len(shape) == 3:
         return Conv2d(
             name=name,
-            weight=factor.reshape(-1, 1, 1, 1).astype(np.float32),
-            bias=shift.astype(np.float32),
+            weight=factor.reshape(-1, 1, 1, 1).astype(dtype),
+            bias=shift.astype(dtype),
             groups=shape[0],
         )
     if len(shape) == 1:
-        return Dense(
-            name=name, weight=np.diag(factor).astype(np.float32), bias=shift.astype(np.float32)
-        )
+        return Dense(name=name, weight=np.diag(factor).astype(dtype), bias=shift.astype(dtype))
     raise ConversionError(
         f"node {name!r}: a per-channel affine map on values of shape {shape} has no IR form; "
         "only (C, H, W) and (F,) values are supported"
@@ -273,7 +277,7 @@ def lower_affine(graph: Graph) -> Graph:
         for n in g.nodes:
             if isinstance(n, BatchNorm):
                 return g.replace_nodes(
-                    [_affine_node(n.name, shapes[n.name], *n.factor_and_shift())]
+                    [_affine_node(n.name, shapes[n.name], *n.factor_and_shift(), n.gamma.dtype)]
                 )
             if not isinstance(n, Add):
                 continue
@@ -282,7 +286,11 @@ def lower_affine(graph: Graph) -> Graph:
                 continue
             shift = _per_channel(n, const)
             bias = _affine_node(
-                _unique(g, f"{n.name}_bias"), shapes[n.name], np.ones_like(shift), shift
+                _unique(g, f"{n.name}_bias"),
+                shapes[n.name],
+                np.ones_like(shift),
+                shift,
+                const.dtype,
             )
             g = _drop_constants_of(g, n)
             edges = [Edge(bias.name, e.dst, e.port) if e.src == n.name else e for e in g.edges]
