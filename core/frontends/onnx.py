@@ -279,6 +279,10 @@ def _static_reason(node: onnx.NodeProto, a: dict, an: _Analysis) -> str | None:
     if extra:
         return f"its extra output(s) {extra} are used; only the first output is supported"
     op = node.op_type
+    if op == "Flatten" and a.get("axis", 1) not in (1, -1) and a.get("axis", 1) >= 0:
+        return f"axis={a['axis']} mixes the batch axis into the features; only axis=1"
+    if op == "Concat" and a.get("axis") == 0:
+        return "concatenation along the batch axis is not supported"
     if op == "Gemm" and a.get("transA", 0):
         return "transA=1 transposes the batch axis"
     if op == "BatchNormalization" and a.get("training_mode", 0):

@@ -31,7 +31,8 @@ def build_model(nodes, x_shape, inits=None, opset=17, batch="N", output="y"):
     y = helper.make_tensor_value_info(output, onnx.TensorProto.FLOAT, [batch, *out.shape[1:]])
     graph = helper.make_graph(nodes, "test", [x], [y], tensors)
     model = helper.make_model(graph, opset_imports=opsets, producer_name="neurohal-tests")
-    model.ir_version = 8  # readable by onnxruntime as well
+    if opset <= 17:
+        model.ir_version = 8  # readable by onnxruntime as well
     return model
 
 
