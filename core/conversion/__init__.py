@@ -8,7 +8,7 @@ activation statistics it needs in bounded memory; ``ConversionConfig`` holds eve
 from neurohal.conversion.calibrate import calibrate
 from neurohal.conversion.config import NAIVE, ConversionConfig
 from neurohal.conversion.convert import convert
-from neurohal.conversion.simulate import evaluate, simulate
+from neurohal.conversion.simulator import evaluate, simulate
 from neurohal.conversion.stats import ActivationStats, CalibrationStats
 from neurohal.conversion.support import SUPPORTED_OPS, check_convertible, unsupported_nodes
 

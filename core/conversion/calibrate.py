@@ -9,7 +9,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from neurohal.conversion.simulate import evaluate
+from neurohal.conversion.simulator import evaluate
 from neurohal.conversion.stats import ActivationStats, CalibrationStats, HistogramAccumulator
 from neurohal.conversion.support import check_convertible, tracked_nodes, with_explicit_adds
 from neurohal.errors import ConversionError

@@ -23,7 +23,7 @@ import numpy as np
 
 from neurohal.conversion.calibrate import batches, calibrate, check_data, progress_bar
 from neurohal.conversion.config import ConversionConfig
-from neurohal.conversion.simulate import simulate
+from neurohal.conversion.simulator import simulate
 from neurohal.conversion.stats import CalibrationStats
 from neurohal.conversion.support import (
     ACTIVATIONS,

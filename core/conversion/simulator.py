@@ -45,17 +45,16 @@ def _conv2d(x: np.ndarray, node: Conv2d) -> np.ndarray:
     win = win[:, :, :: node.stride[0], :: node.stride[1], ::dh, ::dw]
     b, _, oh, ow = win.shape[:4]
     patches = win.transpose(0, 2, 3, 1, 4, 5).reshape(b * oh * ow, in_ch * kh * kw)
-    y = patches @ node.weight.astype(np.float64).reshape(out_ch, -1).T
+    y = node.weight.astype(np.float64).reshape(out_ch, -1) @ patches.T  # (O, B*OH*OW)
     if node.bias is not None:
-        y += node.bias
-    return y.reshape(b, oh, ow, out_ch).transpose(0, 3, 1, 2)
+        y += node.bias[:, None]
+    return y.reshape(out_ch, b, oh, ow).transpose(1, 0, 2, 3)
 
 
 def _tiled_pool(x: np.ndarray, node: AvgPool2d | SumPool2d) -> np.ndarray:
     """Window sums of a pool whose windows tile the input exactly."""
-    b, c, h, w = x.shape
     kh, kw = node.kernel
-    total = x.reshape(b, c, h // kh, kh, w // kw, kw).sum(axis=(3, 5))
+    total = sum(x[:, :, i::kh, j::kw] for i in range(kh) for j in range(kw))
     return total / (kh * kw) if isinstance(node, AvgPool2d) else total
 
 
@@ -181,13 +180,15 @@ def _step(
         state["n"] = state.get("n", 0) + 1
         return state["sum"] / state["n"]
     if isinstance(node, IF):
-        v = state.get("v", np.full(x.shape, node.v_init)) + x
+        if "v" not in state:
+            state["v"] = np.full(x.shape, node.v_init)
+        v = state["v"]
+        v += x
         spikes = v >= node.v_threshold
-        if node.reset == "subtract":
-            v = v - node.v_threshold * spikes
+        if node.reset == "subtract":  # v - theta where spiking, as the reference's v - theta*s
+            np.subtract(v, node.v_threshold, out=v, where=spikes)
         else:
-            v = np.where(spikes, 0.0, v)
-        state["v"] = v
+            np.copyto(v, 0.0, where=spikes)
         return spikes.astype(np.float64)
     if node.domain == "spiking":
         raise InputError(
