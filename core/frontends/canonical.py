@@ -126,7 +126,8 @@ def _bypass(graph: Graph, name: str) -> Graph:
 
 
 def _only_consumer(graph: Graph, producer: str, consumer: str) -> bool:
-    return set(graph.consumers(producer)) == {consumer} and len(graph.consumers(producer)) == 1
+    """``producer`` feeds ``consumer`` through one edge and nothing else."""
+    return graph.consumers(producer) == (consumer,)
 
 
 def _foldable_producer(graph: Graph, node: Node) -> Node | None:
