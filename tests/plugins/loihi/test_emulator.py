@@ -1,0 +1,80 @@
+"""The emulator against the float SNN (the reference interpreter) and the conformance kit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurohal import reference
+from neurohal.errors import DeviceUnavailableError, InputError
+from neurohal.testing import check_device
+from neurohal.testing.cases import conformance_cases
+from neurohal_loihi.device import LoihiDevice
+
+SUPPORTED = ("spiking_dense", "spiking_conv_avgpool", "spiking_residual_add", "spiking_lif")
+
+
+@pytest.mark.parametrize("name", SUPPORTED)
+def test_loihi2_close_to_float_snn(name: str, loihi2) -> None:
+    case = next(c for c in conformance_cases("spiking") if c.name == name)
+    got = loihi2.run(loihi2.compile(case.graph), case.inputs, case.timesteps).output()
+    want = reference.run(case.graph, case.inputs, case.timesteps).outputs["out"]
+    assert loihi2.tolerance.close(got, want), np.abs(got - want).max()
+    np.testing.assert_array_equal(got.argmax(axis=1), want.argmax(axis=1))
+
+
+def test_loihi1_reset_to_zero_cost_is_visible(loihi1, loihi2) -> None:
+    """Loihi 1 cannot subtract: the same graph drifts further from the float SNN than on
+    Loihi 2, and the result says why."""
+    case = next(c for c in conformance_cases("spiking") if c.name == "spiking_residual_add")
+    want = reference.run(case.graph, case.inputs, case.timesteps).outputs["out"]
+    r1 = loihi1.run(loihi1.compile(case.graph), case.inputs, case.timesteps)
+    r2 = loihi2.run(loihi2.compile(case.graph), case.inputs, case.timesteps)
+    err1, err2 = np.abs(r1.output() - want).max(), np.abs(r2.output() - want).max()
+    assert err1 > 5 * err2
+    assert any("reset to zero" in n for n in r1.notes)
+
+
+def test_spikes_close_to_float_snn_on_reset_zero_graph() -> None:
+    """A reset-to-zero conv graph (the same on both chips): over the T effective steps the
+    first layer fires as in the float SNN up to quantization; counters cover all run steps."""
+    case = next(c for c in conformance_cases("spiking") if c.name == "spiking_conv_avgpool")
+    device = LoihiDevice("loihi1")
+    res, spikes = device.run_detailed(device.compile(case.graph), case.inputs, case.timesteps)
+    ref = reference.run(case.graph, case.inputs, case.timesteps, record=["if1"])
+    ours = spikes["if1"][: case.timesteps].reshape(ref.records["if1"].shape)
+    assert np.mean(ours != ref.records["if1"]) < 0.01
+    assert res.counters["if1"]["spikes"] == int(spikes["if1"].sum())
+    assert res.counters["if1"]["neuron_updates"] == spikes["if1"].size
+    assert res.counters["fc"]["synops"] > 0
+
+
+def test_conformance_kit_loihi2() -> None:
+    results = check_device(LoihiDevice("loihi2"))
+    assert {k for k, v in results.items() if v == "passed"} == set(SUPPORTED)
+    assert results["spiking_concat"].startswith("skipped: cat:")
+
+
+def test_conformance_kit_loihi1_reset_zero_graph() -> None:
+    cases = tuple(c for c in conformance_cases("spiking") if c.name == "spiking_conv_avgpool")
+    assert check_device(LoihiDevice("loihi1"), cases) == {"spiking_conv_avgpool": "passed"}
+
+
+def test_measure_is_estimated_and_names_its_source(loihi1) -> None:
+    case = next(c for c in conformance_cases("spiking") if c.name == "spiking_conv_avgpool")
+    m = loihi1.measure(loihi1.compile(case.graph), case.inputs, case.timesteps)
+    for q in (m.latency, m.energy, m.power_dynamic):
+        assert q.provenance == "estimated" and "Davies et al., IEEE Micro" in q.method
+        assert q.value > 0
+    assert m.power_static.provenance == "unavailable"
+    parts = sum(m.extra[k].value for k in m.extra)
+    assert parts == pytest.approx(m.energy.value)
+
+
+def test_bad_backend_and_hardware(loihi1) -> None:
+    case = next(c for c in conformance_cases("spiking") if c.name == "spiking_dense")
+    art = loihi1.compile(case.graph)
+    with pytest.raises(InputError, match="backend must be one of"):
+        loihi1.run(art, case.inputs, 4, backend="gpu")
+    with pytest.raises(DeviceUnavailableError, match="lava-loihi"):
+        loihi1.run(art, case.inputs, 4, backend="hardware")

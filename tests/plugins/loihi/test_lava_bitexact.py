@@ -1,0 +1,49 @@
+"""The emulator against Lava itself (the oracle): identical spike trains and readouts.
+
+Runs through the Lava worker interpreter (.venv-lava or NEUROHAL_LAVA_PYTHON) when lava-nc
+does not import here; skipped, with the reason, only when no Lava interpreter exists.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurohal.testing.cases import conformance_cases
+from neurohal_loihi.device import LoihiDevice
+
+from .conftest import lava_missing_reason
+
+pytestmark = [
+    pytest.mark.lava,
+    pytest.mark.skipif(bool(lava_missing_reason()), reason=lava_missing_reason()),
+]
+
+CASES = {c.name: c for c in conformance_cases("spiking")}
+
+
+@pytest.mark.parametrize(
+    ("case_name", "chip"),
+    [
+        ("spiking_dense", "loihi2"),
+        ("spiking_conv_avgpool", "loihi1"),
+        ("spiking_residual_add", "loihi1"),
+        ("spiking_residual_add", "loihi2"),
+        ("spiking_lif", "loihi2"),
+    ],
+)
+def test_emulator_equals_lava(case_name: str, chip: str) -> None:
+    case = CASES[case_name]
+    device = LoihiDevice(chip)
+    artifact = device.compile(case.graph)
+    emu, emu_spikes = device.run_detailed(artifact, case.inputs, case.timesteps)
+    lava, lava_spikes = device.run_detailed(artifact, case.inputs, case.timesteps, backend="lava")
+    assert set(emu_spikes) == set(lava_spikes)
+    total = 0
+    for layer, spikes in lava_spikes.items():
+        np.testing.assert_array_equal(emu_spikes[layer], spikes, err_msg=layer)
+        total += int(spikes.sum())
+    assert total > 0, "a test network that never spikes proves nothing"
+    for name, value in lava.outputs.items():
+        np.testing.assert_array_equal(emu.outputs[name], value)
+    assert dict(emu.counters) == dict(lava.counters)
