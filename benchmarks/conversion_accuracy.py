@@ -1,0 +1,208 @@
+"""ANN vs converted SNN accuracy on MNIST, per zoo model, timestep budget and recipe.
+
+For each model: the ANN's test accuracy, and the SNN's at T = 4 .. 128 for the best recipe
+(`neurohal.ConversionConfig()` defaults), the naive baseline (`neurohal.conversion.NAIVE`:
+layer-wise max normalization, reset to zero, spike-count readout), the max-pool strategy
+``avg`` for models with MaxPool2d (its accuracy cost against ``spike_or``), and per-technique
+ablations (each one change from the best recipe) on the first ``--ablation-limit`` images.
+
+SNNs run on `neurohal.conversion.simulate`: float64, the reference interpreter's semantics
+step for step (its spike trains are tested identical to `neurohal.reference.run`'s), with the
+output read after each step so that one run of max(T) steps gives every T (the state at step
+T does not depend on how many steps follow). ``--crosscheck N`` reruns the first N test images
+of each best-recipe SNN through `neurohal.reference.run` itself and reports how many
+predictions differ. Every accuracy here is measured in this run.
+
+Run: ``.venv/bin/python benchmarks/conversion_accuracy.py`` (full test set; about an hour on
+2 cores) or with ``--limit 1000`` for a quick look. Results: benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+import neurohal as nh
+from neurohal import reference
+from neurohal.conversion import NAIVE, ConversionConfig, evaluate, simulate
+from neurohal.conversion.calibrate import progress_bar
+from neurohal.ir import Graph, MaxPool2d
+
+TIMESTEPS = (4, 8, 16, 32, 64, 128)
+RESULTS = Path(__file__).resolve().parent / "results" / "conversion_accuracy.json"
+ABLATIONS = {
+    "no clip bound (channel p99.99)": ConversionConfig(use_clip_bound=False),
+    "no clip bound, layer-wise p99.99": ConversionConfig(use_clip_bound=False,
+                                                        granularity="layer"),
+    "no clip bound, max norm": ConversionConfig(use_clip_bound=False, normalization="max"),
+    "reset to zero": ConversionConfig(reset="zero"),
+    "v_init 0": ConversionConfig(v_init=0.0),
+    "spike-count readout": ConversionConfig(readout="spike_count"),
+    "poisson input": ConversionConfig(encoding="poisson", seed=0),
+    "threshold balancing": ConversionConfig(use_clip_bound=False,
+                                            normalization="threshold_balancing"),
+}  # fmt: skip
+
+
+def load(model: str) -> Graph:
+    if model.endswith(".onnx"):
+        return nh.load_onnx(model)
+    return nh.load_onnx(nh.zoo.path(model))
+
+
+def ann_accuracy(ann: Graph, x: np.ndarray, y: np.ndarray, batch: int) -> float:
+    (out,) = (o.name for o in ann.outputs)
+    correct = sum(
+        int((evaluate(ann, x[i : i + batch], keep=[out])[out].argmax(1) == y[i : i + batch]).sum())
+        for i in range(0, len(x), batch)
+    )
+    return correct / len(x)
+
+
+def snn_accuracy(
+    snn: Graph, x: np.ndarray, y: np.ndarray, timesteps: tuple[int, ...], batch: int, label: str
+) -> dict[int, float]:
+    """Accuracy after each T in ``timesteps``, from one run of max(T) steps."""
+    (out,) = (o.name for o in snn.outputs)
+    correct = dict.fromkeys(timesteps, 0)
+    with progress_bar(None) as bar:
+        task = bar.add_task(label, total=len(x))
+        for i in range(0, len(x), batch):
+            labels = y[i : i + batch]
+
+            def count(t: int, values: dict, labels: np.ndarray = labels) -> None:
+                if t + 1 in correct:
+                    correct[t + 1] += int((values[out].argmax(1) == labels).sum())
+
+            simulate(snn, x[i : i + batch], max(timesteps), on_step=count)
+            bar.advance(task, len(labels))
+    return {t: c / len(x) for t, c in correct.items()}
+
+
+def crosscheck(snn: Graph, x: np.ndarray, timesteps: int) -> dict:
+    """Predictions of simulate vs reference.run on the same images."""
+    (out,) = (o.name for o in snn.outputs)
+    fast = simulate(snn, x, timesteps)[out]
+    ref = reference.run(snn, x, timesteps=timesteps).outputs[out]
+    return {
+        "images": len(x),
+        "timesteps": timesteps,
+        "differing_predictions": int((fast.argmax(1) != ref.argmax(1)).sum()),
+        "max_abs_output_difference": float(np.abs(fast - ref).max()),
+    }
+
+
+def run_model(model: str, args: argparse.Namespace, console: Console) -> dict:
+    ann = load(model)
+    x_test, y_test = nh.datasets.mnist("test", args.limit)
+    x_cal, _ = nh.datasets.mnist("train", args.calib)
+    x_test, x_cal = np.asarray(x_test), np.asarray(x_cal)
+    started = time.perf_counter()
+    result = {
+        "ann": ann_accuracy(ann, x_test, y_test, args.batch),
+        "test_images": len(x_test),
+        "calibration_images": len(x_cal),
+        "recipes": {},
+        "ablations": {},
+    }
+    recipes = {"best": ConversionConfig(), "naive": NAIVE}
+    if any(isinstance(n, MaxPool2d) for n in ann.nodes):
+        recipes["best, maxpool=avg"] = ConversionConfig(maxpool="avg")
+    for label, config in recipes.items():
+        snn = nh.convert(ann, x_cal, config)
+        acc = snn_accuracy(snn, x_test, y_test, args.timesteps, args.batch, f"{model} {label}")
+        result["recipes"][label] = {"config": config.to_dict(), "accuracy": acc}
+        console.print(f"{model} {label}: {acc}", style="dim")
+        if label == "best" and args.crosscheck:
+            result["crosscheck"] = crosscheck(snn, x_test[: args.crosscheck], 8)
+    if args.ablation_limit:
+        x_ab, y_ab = x_test[: args.ablation_limit], y_test[: args.ablation_limit]
+        result["ablation_images"] = len(x_ab)
+        result["ann_on_ablation_images"] = ann_accuracy(ann, x_ab, y_ab, args.batch)
+        result["ablations"]["best"] = snn_accuracy(
+            nh.convert(ann, x_cal, ConversionConfig()),
+            x_ab,
+            y_ab,
+            args.timesteps,
+            args.batch,
+            f"{model} ablation best",
+        )
+        for label, config in ABLATIONS.items():
+            cal = x_cal[:256] if config.normalization == "threshold_balancing" else x_cal
+            snn = nh.convert(ann, cal, config)
+            result["ablations"][label] = snn_accuracy(
+                snn, x_ab, y_ab, args.timesteps, args.batch, f"{model} {label}"
+            )
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def table(results: dict, timesteps: tuple[int, ...]) -> Table:
+    t = Table(title="MNIST test accuracy (%): ANN vs SNN; gap = SNN - ANN in points")
+    for col in ("model", "recipe", "images", "ANN", *(f"T={T}" for T in timesteps)):
+        t.add_column(col, justify="right")
+    for model, r in results.items():
+        rows = [(k, v["accuracy"], r["test_images"], r["ann"]) for k, v in r["recipes"].items()]
+        rows += [
+            (f"ablation: {k}", v, r["ablation_images"], r["ann_on_ablation_images"])
+            for k, v in r["ablations"].items()
+        ]
+        for label, acc, n, ann in rows:
+            cells = [f"{100 * acc[T]:.2f} ({100 * (acc[T] - ann):+.2f})" for T in timesteps]
+            t.add_row(model, label, str(n), f"{100 * ann:.2f}", *cells)
+    return t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", help="zoo names or .onnx paths (default: zoo)")
+    parser.add_argument("--limit", type=int, default=None, help="test images (default all)")
+    parser.add_argument("--calib", type=int, default=1000, help="training images to calibrate")
+    parser.add_argument("--timesteps", type=int, nargs="+", default=list(TIMESTEPS))
+    parser.add_argument(
+        "--ablation-limit",
+        type=int,
+        default=1000,
+        help="test images for the ablations (0: skip them)",
+    )
+    parser.add_argument(
+        "--crosscheck",
+        type=int,
+        default=100,
+        help="images rerun through neurohal.reference.run (0: skip)",
+    )
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    args.timesteps = tuple(sorted(args.timesteps))
+    models = args.models or nh.zoo.names()
+    console = Console(stderr=True)
+    results = {}
+    for model in models:
+        results[Path(model).stem] = run_model(model, args, console)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({
+            "benchmark": "conversion_accuracy",
+            "provenance": "measured in this run: MNIST test accuracy of ANN (neurohal "
+                          "evaluate, reference semantics) and SNN (neurohal.conversion.simulate, "
+                          "float64, reference semantics)",
+            "command": " ".join(sys.argv),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "timesteps": list(args.timesteps),
+            "models": results,
+        }, indent=2))  # fmt: skip
+    Console(width=200).print(table(results, args.timesteps))
+    console.print(f"results written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
