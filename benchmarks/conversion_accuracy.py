@@ -20,6 +20,7 @@ Run: ``.venv/bin/python benchmarks/conversion_accuracy.py`` (full test set; abou
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import sys
@@ -52,10 +53,8 @@ ABLATIONS = {
 }  # fmt: skip
 
 
-def load(model: str) -> Graph:
-    if model.endswith(".onnx"):
-        return nh.load_onnx(model)
-    return nh.load_onnx(nh.zoo.path(model))
+def model_file(model: str) -> Path:
+    return Path(model) if model.endswith(".onnx") else Path(nh.zoo.path(model))
 
 
 def ann_accuracy(ann: Graph, x: np.ndarray, y: np.ndarray, batch: int) -> float:
@@ -101,12 +100,15 @@ def crosscheck(snn: Graph, x: np.ndarray, timesteps: int) -> dict:
 
 
 def run_model(model: str, args: argparse.Namespace, console: Console) -> dict:
-    ann = load(model)
+    path = model_file(model)
+    ann = nh.load_onnx(path)
     x_test, y_test = nh.datasets.mnist("test", args.limit)
     x_cal, _ = nh.datasets.mnist("train", args.calib)
     x_test, x_cal = np.asarray(x_test), np.asarray(x_cal)
     started = time.perf_counter()
     result = {
+        "file": path.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "ann": ann_accuracy(ann, x_test, y_test, args.batch),
         "test_images": len(x_test),
         "calibration_images": len(x_cal),
@@ -156,7 +158,9 @@ def table(results: dict, timesteps: tuple[int, ...]) -> Table:
             for k, v in r["ablations"].items()
         ]
         for label, acc, n, ann in rows:
-            cells = [f"{100 * acc[T]:.2f} ({100 * (acc[T] - ann):+.2f})" for T in timesteps]
+            cells = [
+                f"{100 * acc[str(T)]:.2f} ({100 * (acc[str(T)] - ann):+.2f})" for T in timesteps
+            ]
             t.add_row(model, label, str(n), f"{100 * ann:.2f}", *cells)
     return t
 
@@ -181,27 +185,43 @@ def main() -> None:
     )
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="only combine result files of earlier (parallel) runs into --out",
+    )
     args = parser.parse_args()
     args.timesteps = tuple(sorted(args.timesteps))
-    models = args.models or nh.zoo.names()
     console = Console(stderr=True)
-    results = {}
-    for model in models:
-        results[Path(model).stem] = run_model(model, args, console)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({
-            "benchmark": "conversion_accuracy",
-            "provenance": "measured in this run: MNIST test accuracy of ANN (neurohal "
-                          "evaluate, reference semantics) and SNN (neurohal.conversion.simulate, "
-                          "float64, reference semantics)",
-            "command": " ".join(sys.argv),
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-            "timesteps": list(args.timesteps),
-            "models": results,
-        }, indent=2))  # fmt: skip
-    Console(width=200).print(table(results, args.timesteps))
+    if args.merge:
+        runs = [json.loads(p.read_text()) for p in args.merge]
+        results = {k: v for run in runs for k, v in run["models"].items()}
+        commands = [c for run in runs for c in run["commands"]]
+        write(args.out, results, commands, runs[0]["timesteps"])
+    else:
+        results = {}
+        for model in args.models or nh.zoo.names():
+            results[Path(model).stem] = run_model(model, args, console)
+            write(args.out, results, [" ".join(sys.argv)], list(args.timesteps))
+    timesteps = tuple(json.loads(args.out.read_text())["timesteps"])
+    Console(width=200).print(table(json.loads(args.out.read_text())["models"], timesteps))
     console.print(f"results written to {args.out}")
+
+
+def write(out: Path, results: dict, commands: list[str], timesteps: list[int]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "benchmark": "conversion_accuracy",
+        "provenance": "measured in this run: MNIST test accuracy of ANN (neurohal "
+                      "evaluate, reference semantics) and SNN (neurohal.conversion.simulate, "
+                      "float64, reference semantics)",
+        "commands": commands,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "timesteps": timesteps,
+        "models": results,
+    }, indent=2))  # fmt: skip
 
 
 if __name__ == "__main__":
