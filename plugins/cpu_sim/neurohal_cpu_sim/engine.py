@@ -30,10 +30,12 @@ from neurohal.ir import Graph, Node
 from neurohal_cpu_sim import kernels
 from neurohal_cpu_sim.settings import Settings
 
-STEP_ELEMENT_BUDGET = 1 << 24
+STEP_ELEMENT_BUDGET = 1 << 22
 """Largest per-node tensor (elements) a time chunk may create when ``time_chunk`` is None."""
 
 STATEFUL = (ir.IF, ir.LIF, ir.CubaLIF, ir.Readout)
+BINARY_KEEPING = (ir.Output, ir.Flatten, ir.Reshape, ir.Concat, ir.MaxPool2d, ir.ReLU)
+"""Nodes whose output holds only 0 and 1 when every input does."""
 
 
 @attrs.frozen
@@ -43,6 +45,8 @@ class Value:
 
     tensor: torch.Tensor
     steps: int | None
+    binary: bool = False
+    """Holds only 0 and 1 (spikes), so counting needs no comparison."""
 
 
 @attrs.frozen
@@ -185,7 +189,9 @@ def _expand(value: Value, clock: Clock) -> Value:
         return value
     t = value.tensor
     return Value(
-        t.unsqueeze(0).expand(clock.steps, *t.shape).reshape(-1, *t.shape[1:]), clock.steps
+        t.unsqueeze(0).expand(clock.steps, *t.shape).reshape(-1, *t.shape[1:]),
+        clock.steps,
+        value.binary,
     )
 
 
@@ -198,7 +204,7 @@ def _fan_in(values: list[Value], clock: Clock) -> Value:
     total = values[0].tensor
     for v in values[1:]:
         total = total + v.tensor
-    return Value(total, values[0].steps)
+    return Value(total, values[0].steps)  # a sum of spikes can be 2
 
 
 def _align(ports: dict[str, Value], clock: Clock) -> dict[str, Value]:
@@ -231,7 +237,8 @@ def _evaluate(
         return _neurons(node, x["input"], steps is None, st, clock)
     if isinstance(node, ir.Readout):
         return _readout(x["input"], steps is None, st, clock)
-    return Value(kernels.apply(node, program.params[node.name], x), steps)
+    binary = all(v.binary for v in ports.values()) and isinstance(node, BINARY_KEEPING)
+    return Value(kernels.apply(node, program.params[node.name], x), steps, binary)
 
 
 def _stepwise(x: torch.Tensor, static: bool, clock: Clock) -> torch.Tensor:
@@ -270,7 +277,7 @@ def _neurons(
         else:
             v.masked_fill_(spikes.bool(), 0.0)
     st["v"], st["i"] = v, cur
-    return Value(out.reshape(-1, *shape[1:]), clock.steps)
+    return Value(out.reshape(-1, *shape[1:]), clock.steps, binary=True)
 
 
 def _readout(x: torch.Tensor, static: bool, st: dict, clock: Clock) -> Value:
@@ -307,7 +314,7 @@ def _poisson(node: ir.Encoder, x: Value, clock: Clock, program: Program) -> Valu
             rng.random(out=u[t])
             rng.bit_generator.advance((clock.total - clock.batch) * size)
     spikes = torch.from_numpy(u < p).to(program.device, program.dtype)
-    return Value(spikes.reshape(-1, *shape), clock.steps)
+    return Value(spikes.reshape(-1, *shape), clock.steps, binary=True)
 
 
 def _count(
@@ -316,17 +323,17 @@ def _count(
     """This chunk's counters, defined as the reference's `_count` summed over its steps."""
     if node.domain == "spiking":
         return {
-            "spikes": int(torch.count_nonzero(out.tensor)),
+            "spikes": int(kernels.active_counts(out.tensor, True).sum()),
             "neuron_updates": out.tensor.numel(),
         }
     if node.domain != "synapse":
         return {}
     synops = macs = 0
     for port, value in ports.items():
-        fan = program.fan[(node.name, port)]
         times = (clock.steps or 1) if value.steps is None else 1
-        synops += kernels.synapse_uses(value.tensor, fan) * times
-        macs += kernels.synapse_uses(value.tensor, fan, dense=True) * times
+        syn, mac = kernels.synapse_uses(value.tensor, program.fan[(node.name, port)], value.binary)
+        synops += syn * times
+        macs += mac * times
     return {"synops": synops, "macs": macs}
 
 

@@ -44,9 +44,43 @@ def _pad(x: torch.Tensor, padding: tuple[int, int, int, int], fill: float = 0.0)
     return F.pad(x, (left, right, top, bottom), value=fill)
 
 
+def _windows(
+    x: torch.Tensor, node: ir.AvgPool2d | ir.SumPool2d | ir.MaxPool2d, fill: float = 0.0
+) -> list[torch.Tensor]:
+    """One strided view per kernel offset: element (i, j) of every window, (N, C, OH, OW).
+
+    Combining kh * kw views elementwise is several times faster than torch's pooling kernels
+    on large NCHW batches, and is the reference's window arithmetic.
+    """
+    x = _pad(x, node.padding, fill)
+    (kh, kw), (sh, sw) = node.kernel, node.stride
+    oh = (x.shape[2] - kh) // sh + 1
+    ow = (x.shape[3] - kw) // sw + 1
+    return [
+        x[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+
+
 def _window_sum(x: torch.Tensor, node: ir.AvgPool2d | ir.SumPool2d) -> torch.Tensor:
-    padded = _pad(x, node.padding)
-    return F.avg_pool2d(padded, node.kernel, node.stride, divisor_override=1)
+    views = _windows(x, node)
+    if len(views) == 1:
+        return views[0]
+    total = views[0] + views[1]
+    for view in views[2:]:
+        total.add_(view)
+    return total
+
+
+def _window_max(x: torch.Tensor, node: ir.MaxPool2d) -> torch.Tensor:
+    views = _windows(x, node, -math.inf)
+    if len(views) == 1:
+        return views[0]
+    best = torch.maximum(views[0], views[1])
+    for view in views[2:]:
+        torch.maximum(best, view, out=best)
+    return best
 
 
 def apply(node: Node, p: Params, ports: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -56,18 +90,18 @@ def apply(node: Node, p: Params, ports: Mapping[str, torch.Tensor]) -> torch.Ten
         return x
     if isinstance(node, ir.Dense):
         y = x @ p["weight"].T
-        return y if node.bias is None else y + p["bias"]
+        return y if node.bias is None else y.add_(p["bias"])
     if isinstance(node, ir.Conv2d):
         y = F.conv2d(
             _pad(x, node.padding), p["weight"], None, node.stride, 0, node.dilation, node.groups
         )
-        return y if node.bias is None else y + p["bias"].reshape(1, -1, 1, 1)
+        return y if node.bias is None else y.add_(p["bias"].reshape(1, -1, 1, 1))
     if isinstance(node, ir.AvgPool2d):
         return _window_sum(x, node) / (node.kernel[0] * node.kernel[1])
     if isinstance(node, ir.SumPool2d):
         return _window_sum(x, node)
     if isinstance(node, ir.MaxPool2d):
-        return F.max_pool2d(_pad(x, node.padding, -math.inf), node.kernel, node.stride)
+        return _window_max(x, node)
     if isinstance(node, ir.Concat):
         return torch.cat([ports[q] for q in node.ports()], dim=node.axis + 1)
     if isinstance(node, ir.Scale):
@@ -110,13 +144,29 @@ def fanout(node: Node, in_shape: tuple[int, ...]) -> torch.Tensor | int:
     return x.grad[0].round().to(torch.int64)
 
 
-def synapse_uses(x: torch.Tensor, fan: torch.Tensor | int, dense: bool = False) -> int:
-    """Sum of ``fan`` over the rows of ``x``: over nonzero elements, or all when ``dense``."""
+EXACT_ROWS = 1 << 24
+"""Below this many rows a float32 column sum of 0/1 values is an exact integer."""
+
+
+def active_counts(x: torch.Tensor, binary: bool) -> torch.Tensor:
+    """Per input element, how many rows of ``x`` hold a nonzero there (int64, x's shape[1:]).
+
+    A matrix-vector product with a ones vector: one memory pass, and exact because every
+    partial sum is an integer below 2**24 (float32) or 2**53 (float64). ``binary`` says ``x``
+    holds only 0 and 1 (spikes), which skips the comparison.
+    """
+    rows = x.shape[0]
+    dtype = torch.float64 if rows >= EXACT_ROWS else x.dtype
+    active = x if binary and dtype == x.dtype else (x != 0).to(dtype)
+    ones = torch.ones(rows, dtype=dtype, device=x.device)
+    counts = torch.mv(active.reshape(rows, -1).T, ones)
+    return counts.round().to(torch.int64).reshape(x.shape[1:])
+
+
+def synapse_uses(x: torch.Tensor, fan: torch.Tensor | int, binary: bool) -> tuple[int, int]:
+    """(synops, macs) of one port over the rows of ``x``: the sum of ``fan`` over nonzero
+    input elements, and over all of them."""
     rows = x.shape[0]
     if isinstance(fan, int):
-        count = x[0].numel() * rows if dense else int(torch.count_nonzero(x))
-        return count * fan
-    if dense:
-        return int(fan.sum()) * rows
-    active = torch.count_nonzero(x, dim=0) if rows > 1 else (x[0] != 0).to(torch.int64)
-    return int((active * fan.to(active.device)).sum())
+        return int(active_counts(x, binary).sum()) * fan, x[0].numel() * rows * fan
+    return int((active_counts(x, binary) * fan).sum()), int(fan.sum()) * rows
