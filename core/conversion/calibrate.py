@@ -75,6 +75,8 @@ def calibrate(
     check_convertible(ann)
     if batch_size < 1:
         raise ConversionError(f"batch_size must be >= 1, got {batch_size}")
+    if bins < 2 or bins & (bins - 1):
+        raise ConversionError(f"bins must be a power of two >= 2, got {bins}")
     if not all(0.0 < p <= 100.0 for p in percentiles):
         raise ConversionError(f"percentiles must lie in (0, 100], got {tuple(percentiles)}")
     graph = with_explicit_adds(ann)

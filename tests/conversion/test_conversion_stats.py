@@ -105,3 +105,13 @@ def test_memory_is_independent_of_the_number_of_samples():
 def test_bad_calibration_data(data, match):
     with pytest.raises(ConversionError, match=match):
         nh.calibrate(lenet_like(), data)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"bins": 1000}, "power of two"), ({"batch_size": 0}, "batch_size"),
+     ({"percentiles": (101.0,)}, "percentiles")],
+)  # fmt: skip
+def test_bad_calibration_options(kwargs, match, images):
+    with pytest.raises(ConversionError, match=match):
+        nh.calibrate(lenet_like(), images, **kwargs)
