@@ -1,14 +1,21 @@
 """The lava backend: the compiled network as Lava processes, run with Loihi2SimCfg("fixed_pt").
 
 Imported only where lava-nc imports (the Lava interpreter, or in-process when available).
-Every layer is a Lava ``LIF`` (du = 4095 so u holds one step's input, dv from the IR, vth the
-threshold mantissa, bias per sample) or, for Loihi 2 with reset by subtraction, ``LIFSubtract``,
-whose fixed-point model (below) is Lava's bit-accurate LIF with the reset changed. Every
-projection is a Lava ``Dense`` whose weight matrix is built here, independently of the
+Every layer is a ``BatchLIF``: Lava's LIF process (du = 4095 so u holds one step's input, dv
+from the IR, vth the threshold mantissa) run by a fixed-point model that keeps Lava's own
+bit-accurate arithmetic (``AbstractPyLifModelFixed``: current, voltage, bias, saturation, reset
+to zero) and adds what a batch needs: the samples run back to back in ONE Lava run, each
+``steps`` long; at a sample's first step the model restores v and u, loads that sample's bias
+and ignores the input still in flight from the previous sample (a clean start, exactly as a
+fresh network), and it records its spikes (48 steps per int64 word) and final v in Vars read
+once at the end. (Lava's ``Var.get`` and ``set`` move one value at a time, so per-sample
+reads, writes or sink processes cost seconds per sample.) ``BatchLIFSubtract`` resets by
+subtracting the threshold (Loihi 2's programmable neuron; Loihi 1 cannot).
+
+Every projection is a Lava ``Dense`` whose weight matrix is built here, independently of the
 emulator, by explicit index arithmetic (pooling folded in as fixed weights). Lava's fixed-point
 ``Conv`` model ignores ``weight_exp`` (lava 0.10 ``PyConvModelFixed``), so convolutions are
-expanded to Dense. Samples run one after another: before each, v, u, the Dense buffers and the
-per-sample biases are set; spikes are recorded by ring-buffer sinks.
+expanded to Dense.
 """
 
 from __future__ import annotations
@@ -19,12 +26,12 @@ import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.ports import PyOutPort
 from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.process import Dense
-from lava.proc.io.sink import RingBuffer
 from lava.proc.lif.models import AbstractPyLifModelFixed
 from lava.proc.lif.process import LIF
 
@@ -34,21 +41,54 @@ from neurohal_loihi import fixedpoint as fx
 from neurohal_loihi.lowering import Projection
 from neurohal_loihi.network import Network
 
-
-class LIFSubtract(LIF):
-    """Lava's LIF with reset by subtraction of the threshold (Loihi 2's programmable neuron)."""
+BITS_PER_WORD = 48
 
 
-@implements(proc=LIFSubtract, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("bit_accurate_loihi", "fixed_pt")
-class PyLifSubtractModelBitAcc(AbstractPyLifModelFixed):
-    """Lava's bit-accurate LIF (``PyLifModelBitAcc``: threshold ``vth << 6``, spike when v
-    exceeds it) with the reset changed to subtracting the threshold. Lava forbids subclassing
-    a model that already implements a process, so the three members are restated here."""
+class BatchLIF(LIF):
+    """Lava's LIF with per-sample biases, per-sample restart, and recorded spikes and v."""
+
+    def __init__(
+        self,
+        *,
+        steps: int,
+        v_start: np.ndarray,
+        bias_mant_all: np.ndarray,
+        bias_exp_all: np.ndarray,
+        **kwargs: object,
+    ) -> None:
+        size, samples = bias_mant_all.shape
+        super().__init__(
+            shape=(size,),
+            v=v_start,
+            bias_mant=bias_mant_all[:, 0],
+            bias_exp=bias_exp_all[:, 0],
+            **kwargs,
+        )
+        words = -(-steps // BITS_PER_WORD)
+        self.proc_params["steps"] = steps
+        self.v_start = Var(shape=(size,), init=v_start)
+        self.bias_mant_all = Var(shape=(size, samples), init=bias_mant_all)
+        self.bias_exp_all = Var(shape=(size, samples), init=bias_exp_all)
+        self.record = Var(shape=(size, samples * words), init=0)
+        self.v_final = Var(shape=(size, samples), init=0)
+
+
+class BatchLIFSubtract(BatchLIF):
+    """As BatchLIF, with reset by subtraction of the threshold."""
+
+
+class _BatchBitAcc(AbstractPyLifModelFixed):
+    """Lava's bit-accurate LIF arithmetic (inherited) with ``PyLifModelBitAcc``'s threshold
+    (``vth << 6``, spike when v exceeds it) restated, as Lava forbids subclassing a model that
+    already implements a process, plus the batch bookkeeping described in the module doc."""
 
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     vth: int = LavaPyType(int, np.int32, precision=17)
+    v_start: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    bias_mant_all: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=13)
+    bias_exp_all: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=3)
+    record: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    v_final: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
     def scale_threshold(self) -> None:
         self.effective_vth = np.left_shift(self.vth, self.vth_shift)
@@ -56,6 +96,44 @@ class PyLifSubtractModelBitAcc(AbstractPyLifModelFixed):
 
     def spiking_activation(self) -> np.ndarray:
         return self.v > self.effective_vth
+
+    def run_spk(self) -> None:
+        steps = self.proc_params["steps"]
+        local, sample = (self.time_step - 1) % steps, (self.time_step - 1) // steps
+        a_in = self.a_in.recv()
+        if local == 0:
+            self.v[:] = self.v_start
+            self.u[:] = 0
+            self.bias_mant[:] = self.bias_mant_all[:, sample]
+            self.bias_exp[:] = self.bias_exp_all[:, sample]
+            a_in = np.zeros_like(a_in)
+        self.scale_bias()
+        if not self.isthrscaled:
+            self.scale_threshold()
+        self.subthr_dynamics(activation_in=a_in)
+        self.s_out_buff = self.spiking_activation()
+        self.reset_voltage(spike_vector=self.s_out_buff)
+        self.s_out.send(self.s_out_buff)
+        words = self.record.shape[1] // self.v_final.shape[1]
+        word = sample * words + local // BITS_PER_WORD
+        bits = self.s_out_buff.astype(np.int64) << (local % BITS_PER_WORD)
+        self.record[:, word] = self.record[:, word] + bits
+        if local == steps - 1:
+            self.v_final[:, sample] = self.v
+
+
+@implements(proc=BatchLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi", "fixed_pt")
+class PyBatchLifModelBitAcc(_BatchBitAcc):
+    """Reset to zero (Lava's own reset)."""
+
+
+@implements(proc=BatchLIFSubtract, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi", "fixed_pt")
+class PyBatchLifSubtractModelBitAcc(_BatchBitAcc):
+    """Reset by subtracting the threshold from v where a neuron spiked."""
 
     def reset_voltage(self, spike_vector: np.ndarray) -> None:
         self.v[spike_vector] -= self.effective_vth
@@ -67,21 +145,18 @@ def _pool_matrix(shape: tuple[int, ...], node: AvgPool2d | SumPool2d) -> np.ndar
     kh, kw = node.kernel
     top, left, bottom, right = node.padding
     oh, ow = (h + top + bottom) // kh, (w + left + right) // kw
-    mat = np.zeros((c * oh * ow, c * h * w), dtype=np.int64)
-    for ch in range(c):
-        for i in range(oh):
-            for j in range(ow):
-                row = (ch * oh + i) * ow + j
-                for di in range(kh):
-                    for dj in range(kw):
-                        y, x = i * kh + di - top, j * kw + dj - left
-                        if 0 <= y < h and 0 <= x < w:
-                            mat[row, (ch * h + y) * w + x] = 1
-    return mat
+    mat = np.zeros((c, oh, ow, c, h, w))
+    ch, i, j = np.meshgrid(np.arange(c), np.arange(oh), np.arange(ow), indexing="ij")
+    for di in range(kh):
+        for dj in range(kw):
+            y, x = i * kh + di - top, j * kw + dj - left
+            ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+            mat[ch[ok], i[ok], j[ok], ch[ok], y[ok], x[ok]] = 1.0
+    return mat.reshape(c * oh * ow, c * h * w)
 
 
 def _conv_matrix(shape: tuple[int, ...], weight: np.ndarray, node: Conv2d) -> np.ndarray:
-    """Integer matrix (outputs, inputs) of a grouped, strided, dilated, padded convolution."""
+    """Matrix (outputs, inputs) of a grouped, strided, dilated, zero-padded cross-correlation."""
     c, h, w = shape
     out_ch, in_per_group, kh, kw = weight.shape
     top, left, bottom, right = node.padding
@@ -90,140 +165,101 @@ def _conv_matrix(shape: tuple[int, ...], weight: np.ndarray, node: Conv2d) -> np
     oh = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1
     ow = (w + left + right - dw * (kw - 1) - 1) // sw + 1
     per_group_out = out_ch // node.groups
-    mat = np.zeros((out_ch * oh * ow, c * h * w), dtype=np.int64)
+    mat = np.zeros((out_ch, oh, ow, c, h, w))
+    i, j = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
     for o in range(out_ch):
         g = o // per_group_out
-        for i in range(oh):
-            for j in range(ow):
-                row = (o * oh + i) * ow + j
-                for ci in range(in_per_group):
-                    ch = g * in_per_group + ci
-                    for a in range(kh):
-                        for b in range(kw):
-                            y, x = i * sh + a * dh - top, j * sw + b * dw - left
-                            if 0 <= y < h and 0 <= x < w:
-                                mat[row, (ch * h + y) * w + x] += weight[o, ci, a, b]
-    return mat
+        for ci in range(in_per_group):
+            for a in range(kh):
+                for b in range(kw):
+                    y, x = i * sh + a * dh - top, j * sw + b * dw - left
+                    ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+                    mat[o, i[ok], j[ok], g * in_per_group + ci, y[ok], x[ok]] += weight[o, ci, a, b]
+    return mat.reshape(out_ch * oh * ow, c * h * w)
 
 
 def projection_matrix(net: Network, proj: Projection) -> np.ndarray:
-    """Lava Dense weights (dst neurons, src neurons): 2 * m, pooling folded in."""
+    """Lava Dense weights (dst neurons, src neurons): 2 * m, pooling folded in.
+
+    Composed in float64 (exact: every entry is a small integer) and returned as int64.
+    """
     mant, _ = net.weights(proj)
-    lava_w = 2 * mant.astype(np.int64)
+    lava_w = 2.0 * mant.astype(np.float64)
     graph = net.graph
-    size = int(np.prod(graph.shape(proj.src)))
-    mat = np.eye(size, dtype=np.int64)
     shape = graph.shape(proj.src)
+    mat: np.ndarray | None = None
     weighted = False
     for name in proj.nodes:
         node = graph.node(name)
+        step = None
         if isinstance(node, (AvgPool2d, SumPool2d)):
-            mat = _pool_matrix(shape, node) @ mat
+            step = _pool_matrix(shape, node)
         elif isinstance(node, DenseNode):
-            mat = lava_w @ mat
-            weighted = True
+            step, weighted = lava_w, True
         elif isinstance(node, Conv2d):
-            mat = _conv_matrix(shape, lava_w, node) @ mat
-            weighted = True
+            step, weighted = _conv_matrix(shape, lava_w, node), True
+        if step is not None:
+            mat = step if mat is None else step @ mat
         shape = graph.shape(name)
-    return mat if weighted else mat * int(lava_w)
+    if mat is None:
+        mat = np.eye(int(np.prod(graph.shape(proj.src))))
+    if not weighted:
+        mat = mat * float(lava_w)
+    return np.rint(mat).astype(np.int64)
 
 
-class LavaNetwork:
-    """The Lava processes of one compiled network (built once, reused for every sample)."""
-
-    def __init__(
-        self,
-        net: Network,
-        run_steps: int,
-        mant: Mapping[str, np.ndarray],
-        exp: Mapping[str, np.ndarray],
-    ) -> None:
-        """Build with the first sample's biases (Lava sets Vars only once it runs)."""
-        self.net = net
-        self.run_steps = run_steps
-        self.neurons: dict[str, LIF] = {}
-        self.denses: list[Dense] = []
-        self.sinks: dict[str, RingBuffer] = {}
-        for layer in net.plan.layers:
-            cls = LIFSubtract if net.reset(layer) == "subtract" else LIF
-            self.neurons[layer.name] = cls(
-                shape=(layer.size,),
-                du=fx.DECAY_UNITY - 1,
-                dv=int(net.value(layer.name, "dv")),
-                vth=int(net.value(layer.name, "vth")),
-                v=net.value(layer.name, "v_start"),
-                bias_mant=mant[layer.name],
-                bias_exp=exp[layer.name],
-            )
-            sink = RingBuffer(shape=(layer.size,), buffer=run_steps)
-            self.neurons[layer.name].s_out.connect(sink.a_in)
-            self.sinks[layer.name] = sink
-            for proj in layer.projections:
-                dense = Dense(
-                    weights=projection_matrix(net, proj),
-                    weight_exp=net.weights(proj)[1],
-                    num_weight_bits=8,
-                )
-                self.neurons[proj.src].s_out.connect(dense.s_in)
-                dense.a_out.connect(self.neurons[layer.name].a_in)
-                self.denses.append(dense)
-        self.anchor = next(iter(self.neurons.values()))
-        self.started = False
-
-    def run_sample(
-        self, mant: Mapping[str, np.ndarray], exp: Mapping[str, np.ndarray]
-    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """One sample from a clean state: (spikes (steps, N) per layer, final v per layer)."""
-        if self.started:
-            for layer in self.net.plan.layers:
-                proc = self.neurons[layer.name]
-                proc.bias_mant.set(mant[layer.name].astype(np.float64))
-                proc.bias_exp.set(exp[layer.name].astype(np.float64))
-                proc.v.set(self.net.value(layer.name, "v_start").astype(np.float64))
-                proc.u.set(np.zeros(layer.size))
-            for dense in self.denses:
-                dense.a_buff.set(np.zeros(dense.a_buff.shape))
-        self.anchor.run(
-            condition=RunSteps(num_steps=self.run_steps),
-            run_cfg=Loihi2SimCfg(select_tag="fixed_pt"),
-        )
-        self.started = True
-        spikes = {
-            name: np.asarray(s.data.get()).T.astype(np.int8) for name, s in self.sinks.items()
-        }
-        final_v = {name: np.asarray(p.v.get()).astype(np.int64) for name, p in self.neurons.items()}
-        return spikes, final_v
-
-    def stop(self) -> None:
-        if self.started:
-            self.anchor.stop()
+def _unpack(words: np.ndarray, samples: int, steps: int) -> np.ndarray:
+    """(neurons, samples * words) int64 bit-packed spikes -> (steps, samples, neurons) int8."""
+    per = words.shape[1] // samples
+    packed = words.astype(np.int64).reshape(words.shape[0], samples, per)
+    t = np.arange(steps)
+    bits = (packed[:, :, t // BITS_PER_WORD] >> (t % BITS_PER_WORD)) & 1
+    return bits.transpose(2, 1, 0).astype(np.int8)
 
 
 def run(
     net: Network, encoded: Mapping[str, np.ndarray], timesteps: int, batch: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray], int]:
-    """Run a batch sample by sample in Lava: (outputs, spikes (steps, B, N), final v, steps)."""
+    """Run a batch in one Lava run: (outputs, spikes (steps, B, N), final v (B, N), steps)."""
     steps = net.run_steps(timesteps)
     parts = {la.name: net.bias_parts(la, encoded, batch) for la in net.plan.layers}
-
-    def sample(b: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        return (
-            {name: np.asarray(p[0][b]) for name, p in parts.items()},
-            {name: np.asarray(p[1][b]) for name, p in parts.items()},
+    neurons: dict[str, BatchLIF] = {}
+    for layer in net.plan.layers:
+        cls = BatchLIFSubtract if net.reset(layer) == "subtract" else BatchLIF
+        mant, exp = parts[layer.name]
+        neurons[layer.name] = cls(
+            steps=steps,
+            v_start=net.value(layer.name, "v_start"),
+            bias_mant_all=np.ascontiguousarray(np.asarray(mant).T),
+            bias_exp_all=np.ascontiguousarray(np.asarray(exp).T),
+            du=fx.DECAY_UNITY - 1,
+            dv=int(net.value(layer.name, "dv")),
+            vth=int(net.value(layer.name, "vth")),
         )
-
-    lava_net = LavaNetwork(net, steps, *sample(0))
-    spikes = {la.name: np.zeros((steps, batch, la.size), np.int8) for la in net.plan.layers}
-    final_v = {la.name: np.zeros((batch, la.size), np.int64) for la in net.plan.layers}
+        for proj in layer.projections:
+            dense = Dense(
+                weights=projection_matrix(net, proj),
+                weight_exp=net.weights(proj)[1],
+                num_weight_bits=8,
+            )
+            neurons[proj.src].s_out.connect(dense.s_in)
+            dense.a_out.connect(neurons[layer.name].a_in)
+    anchor = next(iter(neurons.values()))
     try:
-        for b in range(batch):
-            s, v = lava_net.run_sample(*sample(b))
-            for name in spikes:
-                spikes[name][:, b] = s[name]
-                final_v[name][b] = v[name]
+        anchor.run(
+            condition=RunSteps(num_steps=steps * batch), run_cfg=Loihi2SimCfg(select_tag="fixed_pt")
+        )
+        spikes = {
+            name: _unpack(np.asarray(p.record.get()), batch, steps) for name, p in neurons.items()
+        }
+        readouts = set(net.plan.outputs.values())
+        final_v = {
+            name: np.asarray(p.v_final.get()).T.astype(np.int64)
+            for name, p in neurons.items()
+            if name in readouts
+        }
     finally:
-        lava_net.stop()
+        anchor.stop()
     outputs = {}
     for out, readout in net.plan.outputs.items():
         layer = net.plan.layer(readout)

@@ -52,6 +52,34 @@ def synapses_per_neuron(graph: Graph, proj: Projection) -> int:
     return per_row * area
 
 
+def distinct_inputs(graph: Graph, proj: Projection, n: int) -> int:
+    """Distinct source neurons that a block of ``n`` consecutive destination neurons (C, H, W
+    order) listens to through ``proj``: all sources for a dense route, the union of the
+    receptive fields (rows of the input) for a convolution."""
+    sources = int(np.prod(graph.shape(proj.src)))
+    area, conv, conv_in = 1, None, graph.shape(proj.src)
+    shape = graph.shape(proj.src)
+    for name in proj.nodes:
+        node = graph.node(name)
+        if isinstance(node, POOLS):
+            area *= node.kernel[0] * node.kernel[1]
+        elif isinstance(node, Dense):
+            return sources
+        elif isinstance(node, Conv2d):
+            conv, conv_in = node, shape
+        shape = graph.shape(name)
+    if conv is None:
+        return min(sources, n * area)
+    channels, height, width = conv_in
+    out_ch, in_per_group, kh, _ = conv.weight.shape
+    _, oh, ow = graph.shape(conv.name)
+    rows = min(oh, math.ceil(n / ow))
+    span = min(height, (rows - 1) * conv.stride[0] + (kh - 1) * conv.dilation[0] + 1)
+    groups_hit = min(conv.groups, math.ceil(n / (oh * ow * (out_ch // conv.groups))))
+    used = min(channels, groups_hit * in_per_group)
+    return min(sources, used * span * width * area)
+
+
 def _dense_like(graph: Graph, proj: Projection) -> bool:
     return any(isinstance(graph.node(n), Dense) for n in proj.nodes)
 
@@ -63,9 +91,12 @@ def _layer_map(graph: Graph, layer: Layer, chip: ChipSpec, sizes: dict[str, int]
     per_core = chip.neurons_per_core
     if fan_in:
         per_core = min(per_core, chip.synaptic_memory_bytes // math.ceil(fan_in / comps))
-        if sources > chip.input_axons_per_core:
-            per_core = min(per_core, max(1, chip.input_axons_per_core // math.ceil(fan_in / comps)))
     per_core = max(1, min(per_core, layer.size))
+    if sources > chip.input_axons_per_core:
+        if comps > 1:
+            per_core = max(1, min(per_core, chip.input_axons_per_core // math.ceil(fan_in / comps)))
+        else:
+            per_core = _largest_block(graph, layer, per_core, chip.input_axons_per_core)
     cores = math.ceil(layer.size / per_core) * comps
     return LayerMap(
         layer=layer.name,
@@ -75,10 +106,27 @@ def _layer_map(graph: Graph, layer: Layer, chip: ChipSpec, sizes: dict[str, int]
         cores=cores,
         neurons_per_core=per_core,
         synaptic_bytes_per_core=per_core * math.ceil(fan_in / comps),
-        input_axons_per_core=min(sources, per_core * math.ceil(fan_in / comps)),
+        input_axons_per_core=min(
+            sources,
+            sum(distinct_inputs(graph, p, per_core) for p in layer.projections)
+            if comps == 1
+            else per_core * math.ceil(fan_in / comps),
+        ),
         output_axons_per_core=0,
         destination_cores=0,
     )
+
+
+def _largest_block(graph: Graph, layer: Layer, upper: int, axons: int) -> int:
+    """The most consecutive neurons (<= upper) whose distinct inputs fit in ``axons``."""
+    lo, hi = 1, upper
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sum(distinct_inputs(graph, p, mid) for p in layer.projections) <= axons:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def destination_cores(graph: Graph, proj: Projection, dst: LayerMap) -> int:
