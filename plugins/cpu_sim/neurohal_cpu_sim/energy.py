@@ -53,8 +53,10 @@ class RaplZone:
     max_range_uj: int
 
 
-def rapl_zones(root: Path = POWERCAP) -> tuple[tuple[RaplZone, ...], str]:
-    """The readable package zones, or ``()`` and the reason RAPL cannot be read here."""
+def rapl_zones(root: Path | None = None) -> tuple[tuple[RaplZone, ...], str]:
+    """The readable package zones under ``root`` (default `POWERCAP`), or ``()`` and the
+    reason RAPL cannot be read here."""
+    root = POWERCAP if root is None else root
     if not root.is_dir():
         return (), f"{root} does not exist (no powercap driver: not Linux, or a VM without RAPL)"
     dirs = sorted(d for d in root.glob("intel-rapl:*") if d.name.count(":") == 1)

@@ -1,0 +1,161 @@
+"""The cpu_sim device contract: discovery, probe, supports, compile options, clean errors."""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+import pytest
+import torch
+
+import neurohal as nh
+from neurohal import ir, reference
+from neurohal.device import Artifact
+from neurohal.errors import (
+    DeviceUnavailableError,
+    InputError,
+    IRValidationError,
+    NeurohalError,
+    UnsupportedGraphError,
+)
+
+
+@attrs.frozen(kw_only=True)
+class _Mystery(ir.Node):
+    """A node type cpu_sim has never heard of (underscore: kept out of the registry)."""
+
+    domain = "analog"
+
+
+def _dense_snn() -> ir.Graph:
+    rng = np.random.default_rng(0)
+    return ir.chain(
+        ir.Input(name="x", shape=(6,)),
+        ir.Encoder(name="enc"),
+        ir.Dense(name="fc", weight=rng.normal(size=(4, 6)).astype(np.float32)),
+        ir.IF(name="if1", v_threshold=0.5),
+        ir.Readout(name="readout"),
+        ir.Output(name="out"),
+    )
+
+
+X = np.random.default_rng(1).random((3, 6)).astype(np.float32)
+
+
+def test_registered_through_the_entry_point():
+    device = nh.device("cpu_sim")
+    assert type(device).__name__ == "CpuSimDevice"
+
+
+def test_probe_reports_torch_threads_cuda_and_rapl(cpu_sim):
+    availability = cpu_sim.probe()
+    assert availability.ok
+    details = availability.details
+    assert details["torch"] == torch.__version__
+    assert details["threads"] == torch.get_num_threads()
+    assert details["cuda"] == torch.cuda.is_available()
+    assert details["rapl"]  # readable zones, or the reason they are not
+
+
+def test_supports_names_the_unsupported_node(cpu_sim):
+    graph = ir.chain(ir.Input(name="x", shape=(3,)), _Mystery(name="odd"), ir.Output(name="out"))
+    report = cpu_sim.supports(graph)
+    assert [n.node for n in report.unsupported] == ["odd"]
+    assert "_Mystery" in report.unsupported[0].reason
+    with pytest.raises(UnsupportedGraphError, match="odd"):
+        cpu_sim.compile(graph)
+
+
+def test_compile_reports_how_each_node_runs(cpu_sim):
+    artifact = cpu_sim.compile(_dense_snn())
+    assert artifact.report["schedule"] == {
+        "x": "once per batch",
+        "enc": "once per batch",
+        "fc": "once per batch",
+        "if1": "step loop",
+        "readout": "step loop",
+        "out": "time-batched",
+    }
+    assert artifact.options["dtype"] == "float32"
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"dtype": "float16"}, "dtype"),
+        ({"device": "tpu"}, "device"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"time_chunk": 2.5}, "time_chunk"),
+        ({"warmup": -1}, "warmup"),
+        ({"bogus": 1}, "bogus"),
+    ],
+)
+def test_bad_compile_options_are_named(cpu_sim, options, fragment):
+    with pytest.raises(InputError, match=fragment):
+        cpu_sim.compile(_dense_snn(), **options)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_cuda_without_cuda_is_a_clear_error(cpu_sim):
+    with pytest.raises(DeviceUnavailableError, match="cuda"):
+        cpu_sim.compile(_dense_snn(), device="cuda")
+
+
+@pytest.mark.parametrize(
+    ("inputs", "timesteps", "fragment"),
+    [
+        (X[:, :5], 4, "shape"),
+        (X.astype(str), 4, "dtype"),
+        (np.where(X > 0.5, np.nan, X), 4, "NaN"),
+        (X, 0, "timesteps"),
+        (X, -3, "timesteps"),
+        (X, None, "timesteps"),
+        (X, 2.0, "timesteps"),
+        (X[:0], 4, "no samples"),
+        ({"y": X}, 4, "expects"),
+    ],
+)
+def test_bad_inputs_raise_input_error(cpu_sim, inputs, timesteps, fragment):
+    artifact = cpu_sim.compile(_dense_snn())
+    with pytest.raises(InputError, match=fragment):
+        cpu_sim.run(artifact, inputs, timesteps)
+    with pytest.raises(InputError, match=fragment):
+        cpu_sim.measure(artifact, inputs, timesteps)
+
+
+def test_artifact_of_another_device_is_refused(cpu_sim):
+    foreign = Artifact("ncs2", _dense_snn())
+    with pytest.raises(InputError, match="ncs2"):
+        cpu_sim.run(foreign, X, 4)
+
+
+def test_recording_an_unknown_node_names_it(cpu_sim):
+    artifact = cpu_sim.compile(_dense_snn())
+    with pytest.raises(IRValidationError, match="nope"):
+        cpu_sim.trace(artifact, X, 4, record=["nope"])
+
+
+def test_saved_artifact_runs_the_same(cpu_sim, tmp_path):
+    artifact = cpu_sim.compile(_dense_snn(), dtype="float64", batch_size=2)
+    loaded = Artifact.load(artifact.save(tmp_path / "a.nhart"))
+    assert loaded.options == artifact.options
+    want = reference.run(_dense_snn(), X, 7).outputs["out"]
+    np.testing.assert_allclose(cpu_sim.run(loaded, X, 7).outputs["out"], want, rtol=1e-12)
+
+
+def test_analog_graph_ignores_timesteps_like_the_reference(cpu_sim):
+    rng = np.random.default_rng(2)
+    graph = ir.chain(
+        ir.Input(name="x", shape=(6,)),
+        ir.Dense(name="fc", weight=rng.normal(size=(2, 6))),
+        ir.Output(name="out"),
+    )
+    result = cpu_sim.run(cpu_sim.compile(graph, dtype="float64"), X, 5)
+    assert result.timesteps is None
+    np.testing.assert_allclose(result.outputs["out"], reference.run(graph, X).outputs["out"])
+
+
+def test_every_error_is_a_neurohal_error(cpu_sim):
+    artifact = cpu_sim.compile(_dense_snn())
+    for bad in (X[:, :2], X.astype(object)):
+        with pytest.raises(NeurohalError):
+            cpu_sim.run(artifact, bad, 3)
