@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from neurohal.cli import compare, deploy, devices, inspect
+from neurohal.cli import compare, convert, deploy, devices, inspect
 from neurohal.errors import NeurohalError
 
 
@@ -30,6 +30,7 @@ def main() -> None:
 for _command in (
     devices.command,
     inspect.command,
+    convert.command,
     compare.compare_command,
     compare.demo_command,
     deploy.compile_command,

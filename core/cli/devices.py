@@ -43,18 +43,25 @@ def command(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"devices": rows, "broken_plugins": broken}, indent=2))
         return
+    short = {
+        "measured": "[green]measured[/]",
+        "estimated": "[yellow]estimated[/]",
+        "unavailable": "[red]n/a[/]",
+    }
     table = Table(title="neurohal devices")
-    for col in ("device", "package", "available", "why / what runs", *QUANTITY_NAMES):
+    for col in ("device", "package", "available", *QUANTITY_NAMES):
         table.add_column(col)
     for r in rows:
         table.add_row(
             r["device"],
             f"{r['package']} {r['version']}",
             "[green]yes[/]" if r["available"] else "[red]no[/]",
-            r["reason"],
-            *(r["quantities"][q] for q in QUANTITY_NAMES),
+            *(short.get(r["quantities"][q], r["quantities"][q]) for q in QUANTITY_NAMES),
         )
-    Console().print(table)
+    out = Console()
+    out.print(table)
+    for r in rows:
+        out.print(f"[bold]{r['device']}[/]: {r['reason']}")
     err = Console(stderr=True)
     for b in broken:
         err.print(f"[red]broken plugin[/] {b['plugin']}: {b['error']}")
