@@ -157,7 +157,10 @@ def active_counts(x: torch.Tensor, binary: bool) -> torch.Tensor:
     """
     rows = x.shape[0]
     dtype = torch.float64 if rows >= EXACT_ROWS else x.dtype
-    active = x if binary and dtype == x.dtype else (x != 0).to(dtype)
+    if binary and dtype == x.dtype:
+        active = x
+    else:  # a comparison written straight into a float tensor: one pass, no bool temporary
+        active = torch.ne(x, 0, out=torch.empty(x.shape, dtype=dtype, device=x.device))
     ones = torch.ones(rows, dtype=dtype, device=x.device)
     counts = torch.mv(active.reshape(rows, -1).T, ones)
     return counts.round().to(torch.int64).reshape(x.shape[1:])
