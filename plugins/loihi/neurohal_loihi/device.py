@@ -292,12 +292,13 @@ def _run_emulator(net: Network, values: dict[str, np.ndarray], steps: int, batch
     """The emulator over the batch in chunks that keep its arrays within CHUNK_BYTES."""
     run_steps = net.run_steps(steps)
     widest = max(la.size for la in net.plan.layers)
-    chunk = max(1, CHUNK_BYTES // (run_steps * widest * 24))
+    chunk = max(1, CHUNK_BYTES // (run_steps * widest * 12))
+    ops = {p.key: emulator.prepare(net, p) for p in net.plan.projections}
     parts = []
     for start in range(0, batch, chunk):
         part = {k: v[start : start + chunk] for k, v in values.items()}
         n = len(next(iter(part.values())))
-        parts.append(emulator.run(net, encoder_inputs(net.graph, part), steps, n))
+        parts.append(emulator.run(net, encoder_inputs(net.graph, part), steps, n, ops))
     outputs = {k: np.concatenate([p.outputs[k] for p in parts]) for k in parts[0].outputs}
     spikes = {k: np.concatenate([p.spikes[k] for p in parts], axis=1) for k in parts[0].spikes}
     saturated = {k: sum(p.saturated[k] for p in parts) for k in parts[0].saturated}

@@ -37,13 +37,19 @@ class EmulatorResult:
 def sum_pool(
     x: np.ndarray, kernel: tuple[int, int], padding: tuple[int, int, int, int]
 ) -> np.ndarray:
-    """Non-overlapping window sums (stride == kernel) of (M, C, H, W) integers."""
+    """Non-overlapping window sums (stride == kernel) of (M, C, H, W) values, as kh * kw adds
+    of strided views (much faster than a reduction over small axes)."""
     top, left, bottom, right = padding
-    x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    if any(padding):
+        x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     kh, kw = kernel
     oh, ow = x.shape[2] // kh, x.shape[3] // kw
-    x = x[:, :, : oh * kh, : ow * kw]
-    return x.reshape(x.shape[0], x.shape[1], oh, kh, ow, kw).sum(axis=(3, 5))
+    dtype = x.dtype if x.dtype.kind == "f" else np.int16
+    total = np.zeros((x.shape[0], x.shape[1], oh, ow), dtype=dtype)
+    for a in range(kh):
+        for b in range(kw):
+            total += x[:, :, a : a + oh * kh : kh, b : b + ow * kw : kw]
+    return total
 
 
 def conv2d_int(x: np.ndarray, weight: np.ndarray, node: Conv2d) -> np.ndarray:
@@ -66,76 +72,133 @@ def conv2d_int(x: np.ndarray, weight: np.ndarray, node: Conv2d) -> np.ndarray:
     return out.reshape(m, out_ch, oh, ow)
 
 
-def project(
-    graph: Graph, proj: Projection, mant: np.ndarray, exp: int, spikes: np.ndarray
-) -> np.ndarray:
-    """Dense output of a projection for each row of ``spikes`` (M, *src_shape): int64 (M, N).
+DENSE_CONV_LIMIT = 16 * 2**20
+"""A convolution whose input x output size is at most this runs as one dense matrix product
+(one large GEMM beats im2col for LeNet-sized layers); larger ones use im2col."""
+
+
+@attrs.frozen
+class ProjectionOp:
+    """A projection prepared for the emulator: the nodes to apply, and for the weighted node
+    Lava's integer weights ``2 * m`` as a matrix (dense, or a small convolution expanded)."""
+
+    proj: Projection
+    exp: int
+    dtype: type
+    matrix: np.ndarray | None
+    kernel: np.ndarray | None
+    scalar: float | None
+
+
+def prepare(net: Network, proj: Projection) -> ProjectionOp:
+    """Choose exact arithmetic (float32 if no partial sum can reach 2**24) and the layout."""
+    graph = net.graph
+    mant, exp = net.weights(proj)
+    area = 1
+    for name in proj.nodes:
+        if isinstance(graph.node(name), POOLS):
+            area *= graph.node(name).kernel[0] * graph.node(name).kernel[1]
+    bound = 2 * float(np.abs(mant.astype(np.float64)).sum()) * area
+    dtype = np.float32 if bound < EXACT_FLOAT32 else np.float64
+    lava_w = 2 * mant.astype(dtype)
+    matrix = kernel = scalar = None
+    for index, name in enumerate(proj.nodes):
+        node = graph.node(name)
+        if isinstance(node, Dense):
+            matrix = np.ascontiguousarray(lava_w.T)
+        elif isinstance(node, Conv2d):
+            in_shape = graph.shape(proj.nodes[index - 1]) if index else graph.shape(proj.src)
+            size_in = int(np.prod(in_shape))
+            if size_in * int(np.prod(graph.shape(name))) <= DENSE_CONV_LIMIT:
+                basis = np.eye(size_in, dtype=dtype).reshape(size_in, *in_shape)
+                matrix = conv2d_int(basis, lava_w, node).reshape(size_in, -1)
+            else:
+                kernel = lava_w
+    if matrix is None and kernel is None:
+        scalar = float(2 * int(mant))
+    return ProjectionOp(proj, exp, dtype, matrix, kernel, scalar)
+
+
+def project(graph: Graph, op: ProjectionOp, spikes: np.ndarray) -> np.ndarray:
+    """Dense output of a projection for each row of ``spikes`` (M, *src_shape): int32 (M, N).
 
     The sum is of Lava's weights ``2 * m``; the weight exponent is applied to the whole sum.
     """
-    bound = 2 * float(np.abs(mant.astype(np.float64)).sum()) * _max_pooled(graph, proj)
-    dtype = np.float32 if bound < EXACT_FLOAT32 else np.float64
-    x = spikes.astype(dtype)
-    weighted = False
-    for name in proj.nodes:
+    x = spikes
+    for name in op.proj.nodes:
         node = graph.node(name)
         if isinstance(node, POOLS):
             x = sum_pool(x, node.kernel, node.padding)
         elif isinstance(node, (Flatten, Reshape)):
             x = x.reshape(x.shape[0], *graph.shape(name))
-        elif isinstance(node, Dense):
-            x = x @ (2 * mant.astype(dtype)).T
-            weighted = True
-        elif isinstance(node, Conv2d):
-            x = conv2d_int(x, 2 * mant.astype(dtype), node)
-            weighted = True
-    if not weighted:
-        x = x * dtype(2 * int(mant))
-    acc = np.rint(x.reshape(x.shape[0], -1)).astype(np.int64)
-    return fx.shift(acc, exp)
-
-
-def _max_pooled(graph: Graph, proj: Projection) -> int:
-    area = 1
-    for name in proj.nodes:
-        node = graph.node(name)
-        if isinstance(node, POOLS):
-            area *= node.kernel[0] * node.kernel[1]
-    return area
+        elif isinstance(node, (Dense, Conv2d)):
+            if op.matrix is not None:
+                x = x.reshape(x.shape[0], -1).astype(op.dtype) @ op.matrix
+            else:
+                x = conv2d_int(x.astype(op.dtype), op.kernel, node)
+    if op.scalar is not None:
+        x = x.astype(op.dtype) * op.scalar
+    # x holds exact integers; scaling by 2**exp is exact in floating point and floor is the
+    # arithmetic right shift of Lava's integer sum
+    scaled = np.floor(x.reshape(x.shape[0], -1) * op.dtype(2.0**op.exp))
+    return scaled.astype(np.int32)
 
 
 def step_layer(
     net: Network,
     layer: Layer,
-    a_in: np.ndarray,
+    a_in: np.ndarray | None,
     bias_eff: np.ndarray,
+    steps: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run one layer's neurons through all steps: spikes (steps, B, N) int8 and final v."""
-    steps, batch, _ = a_in.shape
+    """Run one layer's neurons through all steps: spikes (steps, B, N) int8 and final v.
+
+    ``a_in`` (steps, B, N) int32 is the synaptic input, None for a layer with none. The
+    24-bit wrap of u and the saturation of v are applied only when they can occur.
+    """
+    batch = bias_eff.shape[0]
     dv = int(net.value(layer.name, "dv"))
     vth_eff = net.vth_eff(layer)
     subtract = net.reset(layer) == "subtract"
-    v = np.broadcast_to(net.value(layer.name, "v_start"), (batch, layer.size)).astype(np.int64)
-    u = np.zeros((batch, layer.size), dtype=np.int64)
-    spikes = np.zeros(a_in.shape, dtype=np.int8)
+    start = net.value(layer.name, "v_start")
+    v = np.array(np.broadcast_to(start, (batch, layer.size)), dtype=np.int64 if dv else np.int32)
+    bias = np.ascontiguousarray(bias_eff, dtype=v.dtype)
+    spikes = np.empty((steps, batch, layer.size), dtype=np.int8)
+    peak_in = 0 if a_in is None else int(np.abs(a_in).max(initial=0)) << fx.ACT_SHIFT
+    may_wrap = peak_in > fx.WRAP
+    bound = max(abs(int(start.max(initial=0))), abs(int(start.min(initial=0))), vth_eff)
+    may_saturate = bound + (steps + 1) * (peak_in + int(np.abs(bias).max(initial=0))) > fx.V_LIMIT
     for t in range(steps):
-        # current: du = 4095 (+1 offset) clears u, so u is this step's input alone
-        u = fx.wrap_current(np.left_shift(a_in[t], fx.ACT_SHIFT))
-        v = (fx.decay(v, dv) if dv else v) + u + bias_eff
-        np.clip(v, -fx.V_LIMIT, fx.V_LIMIT, out=v)
-        fired = v > vth_eff
-        spikes[t] = fired
+        if dv:
+            v = fx.decay(v, dv)
+        v += bias
+        if a_in is not None:
+            # current: du = 4095 (+1 offset) clears u, so u is this step's input alone
+            u = np.left_shift(a_in[t], fx.ACT_SHIFT)
+            v += fx.wrap_current(u.astype(np.int64)).astype(v.dtype) if may_wrap else u
+        if may_saturate:
+            np.clip(v, -fx.V_LIMIT, fx.V_LIMIT, out=v)
+        fired = np.greater(v, vth_eff, out=spikes[t].view(bool))
         if subtract:
-            v = v - vth_eff * fired
+            v -= fired * v.dtype.type(vth_eff)
         else:
-            v = np.where(fired, 0, v)
-    return spikes, v
+            v[fired] = 0
+    return spikes, v.astype(np.int64)
 
 
 def run(
-    net: Network, encoded: Mapping[str, np.ndarray], timesteps: int, batch: int
+    net: Network,
+    encoded: Mapping[str, np.ndarray],
+    timesteps: int,
+    batch: int,
+    ops: Mapping[str, ProjectionOp] | None = None,
 ) -> EmulatorResult:
-    """Emulate ``timesteps`` effective steps (plus the readout delay) on a batch."""
+    """Emulate ``timesteps`` effective steps (plus the readout delay) on a batch.
+
+    ``ops`` are the prepared projections (by projection key), made here when not given.
+    """
+    if ops is None:
+        ops = {p.key: prepare(net, p) for p in net.plan.projections}
     steps = net.run_steps(timesteps)
     spikes: dict[str, np.ndarray] = {}
     final_v: dict[str, np.ndarray] = {}
@@ -143,16 +206,16 @@ def run(
     saturated: dict[str, int] = {}
     readouts: dict[str, np.ndarray] = {}
     for layer in net.plan.layers:
-        a_in = np.zeros((steps, batch, layer.size), dtype=np.int64)
+        a_in = None
+        if layer.projections:
+            a_in = np.zeros((steps, batch, layer.size), dtype=np.int32)
         for proj in layer.projections:
-            mant, exp = net.weights(proj)
             src = spikes[proj.src][: steps - 1]
-            shape = net.graph.shape(proj.src)
-            flat = src.reshape((steps - 1) * batch, *shape)
-            a_in[1:] += project(net.graph, proj, mant, exp, flat).reshape(steps - 1, batch, -1)
+            flat = src.reshape((steps - 1) * batch, *net.graph.shape(proj.src))
+            a_in[1:] += project(net.graph, ops[proj.key], flat).reshape(steps - 1, batch, -1)
         mant_b, exp_b = net.bias_parts(layer, encoded, batch)
         bias_eff = fx.bias_value(mant_b, exp_b)
-        spikes[layer.name], final_v[layer.name] = step_layer(net, layer, a_in, bias_eff)
+        spikes[layer.name], final_v[layer.name] = step_layer(net, layer, a_in, bias_eff, steps)
         if layer.kind == "readout":
             saturated[layer.name] = int(spikes[layer.name].sum())
             readouts[layer.name] = net.readout(layer, final_v[layer.name], bias_eff, steps)

@@ -53,11 +53,6 @@ def wrap_current(u: np.ndarray) -> np.ndarray:
     return np.where(wrapped <= -WRAP, u + 2 * WRAP, wrapped)
 
 
-def shift(acc: np.ndarray, exp: int) -> np.ndarray:
-    """Dense output scaling: left shift for exp > 0, arithmetic right shift otherwise."""
-    return np.left_shift(acc, exp) if exp > 0 else np.right_shift(acc, -exp)
-
-
 def bias_parts(current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split a current in v units into (13-bit mantissa, 3-bit exponent), rounding to nearest.
 
