@@ -1,7 +1,7 @@
 """loihi emulator speed against Lava's fixed-point simulator, same network and inputs, one run.
 
-The zoo LeNet-5 converted to an SNN (or, when the zoo or MNIST is absent, the same LeNet-5
-shape with random weights, converted on random images) is compiled for Loihi 2 and run for
+The zoo MLP and LeNet-5 converted to SNNs (or, when the zoo or MNIST is absent, the LeNet-5
+shape with random weights, converted on random images) are compiled for Loihi 2 and run for
 ``TIMESTEPS`` effective steps on the same images by both backends: the emulator (this
 interpreter) and Lava 0.10 ``Loihi2SimCfg(select_tag="fixed_pt")`` (the Lava interpreter,
 worker or in-process). Both produce identical spike trains (checked here too). Reported:
@@ -28,7 +28,7 @@ from neurohal_loihi.device import LoihiDevice
 
 TIMESTEPS = 32
 EMULATOR_SAMPLES = 1000
-LAVA_SAMPLES = 40
+LAVA_SAMPLES = 100
 RESULTS = Path(__file__).parent / "results" / "loihi_emulator_speed.json"
 
 
@@ -54,21 +54,32 @@ def _random_lenet(rng: np.random.Generator) -> ir.Graph:
     )
 
 
-def network_and_images() -> tuple[nh.Graph, np.ndarray, str]:
+def networks() -> list[tuple[nh.Graph, np.ndarray, str]]:
     try:
-        ann = nh.load_onnx(nh.zoo.path("lenet5"))
         calibration, _ = nh.datasets.mnist("train", limit=500)
         images, _ = nh.datasets.mnist("test", limit=EMULATOR_SAMPLES)
-        return nh.convert(ann, calibration=calibration), images, "zoo lenet5 on MNIST test"
+        return [
+            (
+                nh.convert(nh.load_onnx(nh.zoo.path(name)), calibration=calibration),
+                images,
+                f"zoo {name} on MNIST test",
+            )
+            for name in ("mlp", "lenet5")
+        ]
     except (ZooError, DatasetError):
         rng = np.random.default_rng(0)
         images = rng.random((EMULATOR_SAMPLES, 1, 28, 28)).astype(np.float32)
         snn = nh.convert(_random_lenet(rng), calibration=images[:256])
-        return snn, images, "random-weight LeNet-5 shape on uniform random images"
+        return [(snn, images, "random-weight LeNet-5 shape on uniform random images")]
 
 
 def main() -> None:
-    snn, images, what = network_and_images()
+    results = [measure(*entry) for entry in networks()]
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def measure(snn: nh.Graph, images: np.ndarray, what: str) -> dict:
     device = LoihiDevice("loihi2")
     artifact = device.compile(snn)
     device.run(artifact, images[:8], TIMESTEPS)  # warm-up
@@ -96,14 +107,13 @@ def main() -> None:
         "identical_spikes_and_outputs": bool(identical),
         "host": {"machine": platform.machine(), "python": platform.python_version()},
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{what}, T={TIMESTEPS}, chip loihi2")
     print(f"emulator: {emu_rate:10.1f} samples x steps / s ({len(images)} samples, {emu_s:.1f} s)")
     print(
         f"lava    : {lava_rate:10.1f} samples x steps / s ({LAVA_SAMPLES} samples, {lava_s:.1f} s)"
     )
     print(f"ratio   : {emu_rate / lava_rate:.0f}x   identical spikes and outputs: {identical}")
+    return result
 
 
 if __name__ == "__main__":
