@@ -26,26 +26,55 @@ def layer_current(
     ``encoded`` gives each Encoder's (batch-first) input; ``None`` means zero input, leaving
     only the constant part (the biases).
     """
-    memo: dict[str, np.ndarray] = {}
+    memo: dict[str, np.ndarray | None] = {}
 
-    def value(name: str) -> np.ndarray:
+    def value(name: str) -> np.ndarray | None:
+        """The node's value, or None where it is all zeros (silent neurons, no input):
+        a weighted node then contributes just its bias, without computing the product."""
         if name not in memo:
             node = graph.node(name)
-            if isinstance(node, NEURONS):
-                memo[name] = np.zeros((batch, *graph.shape(name)))
+            if isinstance(node, NEURONS) or (isinstance(node, Encoder) and encoded is None):
+                memo[name] = None
             elif isinstance(node, Encoder):
-                memo[name] = (
-                    np.zeros((batch, *graph.shape(name)))
-                    if encoded is None
-                    else np.asarray(encoded[name], dtype=np.float64)
-                )
+                memo[name] = np.asarray(encoded[name], dtype=np.float64)
             else:
-                ports = {p: sum(value(s) for s in graph.sources(name, p)) for p in node.ports()}
-                memo[name] = apply(node, ports)
+                ports = {
+                    p: _total([value(s) for s in graph.sources(name, p)]) for p in node.ports()
+                }
+                if all(v is None for v in ports.values()):
+                    bias = getattr(node, "bias", None)
+                    memo[name] = (
+                        None if bias is None else _channel_bias(bias, graph.shape(name), batch)
+                    )
+                else:
+                    filled = {
+                        p: np.zeros((batch, *graph.shape(s))) if v is None else v
+                        for (p, v), s in zip(
+                            ports.items(), _first_sources(graph, name), strict=True
+                        )
+                    }
+                    memo[name] = apply(node, filled)
         return memo[name]
 
-    total = sum(value(s) for s in graph.sources(dst))
-    return np.asarray(total, dtype=np.float64).reshape(batch, -1)
+    total = _total([value(s) for s in graph.sources(dst)])
+    if total is None:
+        return np.zeros((batch, int(np.prod(graph.shape(dst)))))
+    return np.broadcast_to(total, (batch, *graph.shape(dst))).reshape(batch, -1).astype(np.float64)
+
+
+def _total(values: list[np.ndarray | None]) -> np.ndarray | None:
+    present = [v for v in values if v is not None]
+    return sum(present[1:], present[0]) if present else None
+
+
+def _first_sources(graph: Graph, name: str) -> list[str]:
+    return [graph.sources(name, p)[0] for p in graph.node(name).ports()]
+
+
+def _channel_bias(bias: np.ndarray, shape: tuple[int, ...], batch: int) -> np.ndarray:
+    """A Dense or Conv2d bias as the node's output on zero input: (batch, *shape)."""
+    b = bias.astype(np.float64).reshape((1, -1) + (1,) * (len(shape) - 1))
+    return np.broadcast_to(b, (batch, *shape))
 
 
 def encoder_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
