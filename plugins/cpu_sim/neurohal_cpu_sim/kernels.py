@@ -131,7 +131,7 @@ def fanout(node: Node, in_shape: tuple[int, ...]) -> torch.Tensor | int:
         return int(node.weight.shape[0])
     if not isinstance(node, (ir.Conv2d, ir.AvgPool2d, ir.SumPool2d)):
         return 1
-    with torch.enable_grad():
+    with torch.inference_mode(False), torch.enable_grad():  # also when called in inference
         x = torch.ones((1, *in_shape), dtype=torch.float64, requires_grad=True)
         if isinstance(node, ir.Conv2d):
             ones = torch.ones(node.weight.shape, dtype=torch.float64)

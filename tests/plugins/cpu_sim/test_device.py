@@ -18,6 +18,8 @@ from neurohal.errors import (
     UnsupportedGraphError,
 )
 
+from .graphs import spiking_examples
+
 
 @attrs.frozen(kw_only=True)
 class _Mystery(ir.Node):
@@ -159,3 +161,13 @@ def test_every_error_is_a_neurohal_error(cpu_sim):
     for bad in (X[:, :2], X.astype(object)):
         with pytest.raises(NeurohalError):
             cpu_sim.run(artifact, bad, 3)
+
+
+def test_runs_inside_torch_inference_mode(cpu_sim):
+    """Callers may hold torch.inference_mode(); fan-out counting must not need autograd."""
+    example = spiking_examples(np.random.default_rng(9))[0]
+    want = reference.run(example.graph, example.inputs, example.timesteps)
+    artifact = cpu_sim.compile(example.graph, dtype="float64")
+    with torch.inference_mode():
+        got = cpu_sim.run(artifact, example.inputs, example.timesteps)
+    assert got.counters == want.counters
