@@ -5,7 +5,10 @@ the core's input axons: its dendrite is split over ``ceil(fan_in / axons)`` comp
 Loihi's multi-compartment neurons allow); one byte of synaptic memory per synapse (8-bit
 weights, no weight sharing); a core's input axons are the distinct source neurons its
 compartments listen to; its output axons are one per (neuron, destination core) pair. Layers
-are split into equal contiguous blocks of neurons, the largest block that meets every limit.
+are split into equal blocks of neurons, the largest that meets every limit; a convolutional
+layer's block holds all channels of consecutive output positions (they share inputs).
+Convolution weights are not shared between positions (Loihi 1 has no weight sharing; Loihi 2's
+shared convolutional synapses would need far less memory than reported here).
 """
 
 from __future__ import annotations
@@ -53,9 +56,10 @@ def synapses_per_neuron(graph: Graph, proj: Projection) -> int:
 
 
 def distinct_inputs(graph: Graph, proj: Projection, n: int) -> int:
-    """Distinct source neurons that a block of ``n`` consecutive destination neurons (C, H, W
-    order) listens to through ``proj``: all sources for a dense route, the union of the
-    receptive fields (rows of the input) for a convolution."""
+    """Distinct source neurons that a block of ``n`` destination neurons listens to through
+    ``proj``: all sources for a dense route; for a convolution, the union of the receptive
+    fields of the block's output positions (a block holds every channel of consecutive
+    positions, so neurons sharing a position share their inputs)."""
     sources = int(np.prod(graph.shape(proj.src)))
     area, conv, conv_in = 1, None, graph.shape(proj.src)
     shape = graph.shape(proj.src)
@@ -71,13 +75,17 @@ def distinct_inputs(graph: Graph, proj: Projection, n: int) -> int:
     if conv is None:
         return min(sources, n * area)
     channels, height, width = conv_in
-    out_ch, in_per_group, kh, _ = conv.weight.shape
+    out_ch, _, kh, kw = conv.weight.shape
     _, oh, ow = graph.shape(conv.name)
-    rows = min(oh, math.ceil(n / ow))
-    span = min(height, (rows - 1) * conv.stride[0] + (kh - 1) * conv.dilation[0] + 1)
-    groups_hit = min(conv.groups, math.ceil(n / (oh * ow * (out_ch // conv.groups))))
-    used = min(channels, groups_hit * in_per_group)
-    return min(sources, used * span * width * area)
+    positions = min(oh * ow, math.ceil(n / out_ch))
+    rows = math.ceil(positions / ow)
+    span_r = min(height, (rows - 1) * conv.stride[0] + (kh - 1) * conv.dilation[0] + 1)
+    span_c = (
+        width
+        if rows > 1
+        else min(width, (positions - 1) * conv.stride[1] + (kw - 1) * conv.dilation[1] + 1)
+    )
+    return min(sources, channels * span_r * span_c * area)
 
 
 def _dense_like(graph: Graph, proj: Projection) -> bool:
@@ -93,10 +101,8 @@ def _layer_map(graph: Graph, layer: Layer, chip: ChipSpec, sizes: dict[str, int]
         per_core = min(per_core, chip.synaptic_memory_bytes // math.ceil(fan_in / comps))
     per_core = max(1, min(per_core, layer.size))
     if sources > chip.input_axons_per_core:
-        if comps > 1:
-            per_core = max(1, min(per_core, chip.input_axons_per_core // math.ceil(fan_in / comps)))
-        else:
-            per_core = _largest_block(graph, layer, per_core, chip.input_axons_per_core)
+        # each of a neuron's compartments takes 1/comps of its inputs
+        per_core = _largest_block(graph, layer, per_core, chip.input_axons_per_core * comps)
     cores = math.ceil(layer.size / per_core) * comps
     return LayerMap(
         layer=layer.name,
@@ -106,11 +112,9 @@ def _layer_map(graph: Graph, layer: Layer, chip: ChipSpec, sizes: dict[str, int]
         cores=cores,
         neurons_per_core=per_core,
         synaptic_bytes_per_core=per_core * math.ceil(fan_in / comps),
-        input_axons_per_core=min(
-            sources,
-            sum(distinct_inputs(graph, p, per_core) for p in layer.projections)
-            if comps == 1
-            else per_core * math.ceil(fan_in / comps),
+        input_axons_per_core=math.ceil(
+            min(sources, sum(distinct_inputs(graph, p, per_core) for p in layer.projections))
+            / comps
         ),
         output_axons_per_core=0,
         destination_cores=0,
@@ -132,7 +136,8 @@ def _largest_block(graph: Graph, layer: Layer, upper: int, axons: int) -> int:
 def destination_cores(graph: Graph, proj: Projection, dst: LayerMap) -> int:
     """Cores of the destination layer one source neuron's spikes must reach."""
     if _dense_like(graph, proj):
-        return dst.cores
+        # a multi-compartment destination splits its inputs: a source reaches one share
+        return max(1, dst.cores // dst.compartments_per_neuron)
     fan_out = max(
         1, synapses_per_neuron(graph, proj) * dst.neurons // max(1, _src_size(graph, proj))
     )

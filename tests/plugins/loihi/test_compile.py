@@ -96,16 +96,15 @@ def test_resource_report_by_hand(loihi1, loihi2) -> None:
 
 def test_too_large_for_chips(loihi1) -> None:
     graph = _mlp(200_000, inputs=4, outputs=2)
-    # readout: fan-in 200000 > 4096 axons -> 49 compartments per neuron of 4082 synapses; one
-    # neuron per core (4096 input axons) -> 2 * 49 = 98 cores. if1: every neuron reaches those
-    # 98 cores, so 4096 output axons allow 41 neurons per core -> ceil(200000 / 41) = 4879.
+    # readout: fan-in 200000 > 4096 axons -> 49 compartments per neuron (4082 synapses each);
+    # both neurons fit one block -> 49 cores. if1: 1024 neurons per core (each reaches one
+    # compartment share of the readout) -> ceil(200000 / 1024) = 196 cores. 245 > 128.
     with pytest.raises(
         UnsupportedGraphError,
-        match=r"needs 4977 loihi1 cores \(39 chips\) "
-        r"but max_chips=1 gives 128 cores",
+        match=r"needs 245 loihi1 cores \(2 chips\) but max_chips=1 gives 128 cores",
     ):
         loihi1.compile(graph, max_chips=1)
-    assert loihi1.compile(graph, max_chips=39).report["chips"] == 39
+    assert loihi1.compile(graph, max_chips=2).report["chips"] == 2
 
 
 def test_unsupported_nodes_named(loihi1) -> None:
