@@ -171,3 +171,18 @@ def test_runs_inside_torch_inference_mode(cpu_sim):
     with torch.inference_mode():
         got = cpu_sim.run(artifact, example.inputs, example.timesteps)
     assert got.counters == want.counters
+
+
+@pytest.mark.parametrize(("steps", "batch"), [(1000, 64), (7, 3), (128, 1)])
+def test_time_chunks_cover_every_step_within_the_memory_budget(steps, batch):
+    from neurohal_cpu_sim.engine import STEP_ELEMENT_BUDGET, Program
+    from neurohal_cpu_sim.settings import Settings
+
+    graph = spiking_examples(np.random.default_rng(0))[0].graph
+    largest = max(int(np.prod(s)) for s in graph.shapes().values())
+    chunks = Program(graph, Settings()).chunks(steps, batch)
+    starts = [t0 for t0, _ in chunks]
+    assert starts == sorted(starts) and starts[0] == 0
+    assert sum(n for _, n in chunks) == steps
+    assert all(t0 + n == nxt for (t0, n), nxt in zip(chunks, [*starts[1:], steps], strict=True))
+    assert all(n * batch * largest <= max(STEP_ELEMENT_BUDGET, batch * largest) for _, n in chunks)
