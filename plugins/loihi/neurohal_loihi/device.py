@@ -69,7 +69,7 @@ class LoihiDevice(Device):
     description = "Intel Loihi 1/2: 8-bit fixed point, bit-exact emulator or Lava fixed_pt"
     quantities = {
         "latency": "estimated",
-        "power_static": "unavailable",
+        "power_static": "estimated",
         "power_dynamic": "estimated",
         "energy": "estimated",
     }
@@ -274,9 +274,10 @@ class LoihiDevice(Device):
         )
         q = energy.quantities(est, chip, run_steps)
         extra = {
-            f"energy_{k}": energy.Quantity(v, "J", "estimated", q["energy"].method)
+            f"energy_{k}": energy.Quantity(v, "J", "estimated", q["latency"].method)
             for k, v in est.breakdown_j.items()
         }
+        extra["energy_static"] = q["energy_static"]
         return Measurement(
             self.name,
             q["latency"],

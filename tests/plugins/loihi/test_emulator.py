@@ -66,7 +66,8 @@ def test_measure_is_estimated_and_names_its_source(loihi1) -> None:
     for q in (m.latency, m.energy, m.power_dynamic):
         assert q.provenance == "estimated" and "Davies et al., IEEE Micro" in q.method
         assert q.value > 0
-    assert m.power_static.provenance == "unavailable"
+    assert m.power_static.value == 0.029 and "Blouw et al." in m.power_static.method
+    assert m.extra["energy_static"].value == pytest.approx(0.029 * m.latency.value)
     parts = sum(m.extra[k].value for k in m.extra)
     assert parts == pytest.approx(m.energy.value)
 
