@@ -93,9 +93,18 @@ def power_latency(table: ComparisonTable, axes) -> None:
         (axes[1], latency, "Latency per inference", "ms", "latency"),
     ):
         bars = ax.barh(labels, values, color=[f"C{i % 10}" for i in range(len(rows))])
-        for bar, r in zip(bars, rows, strict=True):
+        for bar, r, value in zip(bars, rows, values, strict=True):
             q = r.quantities.get(qname)
-            if q is None or q.provenance != "measured":
+            if not value:
+                ax.annotate(
+                    "n/a",
+                    (0, bar.get_y() + bar.get_height() / 2),
+                    fontsize=7,
+                    xycoords=("axes fraction", "data"),
+                    xytext=(3, -3),
+                    textcoords="offset points",
+                )
+            elif q is None or q.provenance != "measured":
                 bar.set_hatch("//")
                 bar.set_alpha(0.6)
         ax.set_xscale("log")
