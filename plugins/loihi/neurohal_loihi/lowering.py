@@ -108,7 +108,7 @@ def node_problems(graph: Graph) -> dict[str, str]:
     for layer_node in graph.nodes:
         if isinstance(layer_node, (*NEURONS, Readout)) and layer_node.name not in problems:
             try:
-                for src, nodes in _routes(graph, layer_node.name):
+                for src, nodes in routes(graph, layer_node.name):
                     if not isinstance(graph.node(src), Encoder):
                         problems.update(_route_problems(graph, nodes))
             except UnsupportedGraphError:
@@ -172,7 +172,7 @@ def _route_problems(graph: Graph, nodes: tuple[str, ...]) -> dict[str, str]:
     return problems
 
 
-def _routes(graph: Graph, dst: str) -> list[tuple[str, tuple[str, ...]]]:
+def routes(graph: Graph, dst: str) -> list[tuple[str, tuple[str, ...]]]:
     """Every (source layer or encoder, linear nodes in order) route into ``dst``."""
     found: list[tuple[str, tuple[str, ...]]] = []
 
@@ -204,7 +204,7 @@ def lower(graph: Graph) -> Plan:
         if not isinstance(node, (*NEURONS, Readout)):
             continue
         projections, host, delays = [], False, []
-        for src, nodes in _routes(graph, node.name):
+        for src, nodes in routes(graph, node.name):
             if isinstance(graph.node(src), Encoder):
                 host = True
                 delays.append(0)
