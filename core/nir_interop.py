@@ -17,6 +17,8 @@ import itertools
 import json
 import math
 import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -79,6 +81,10 @@ exporter gives ``dt*r/tau`` a few ulps from 1."""
 
 MAX_FILE_BYTES = 2**32
 """A .nir file whose datasets would unpack to more than this is refused before reading."""
+
+READ_TIMEOUT_S = 60.0
+"""How long the checker process may take to read a .nir file. libhdf5 loops forever or
+crashes on some corrupted files, so load_nir reads an untrusted file in a child first."""
 
 MAX_DEPTH = 32
 """Deepest HDF5 group nesting read from a .nir file (nested subgraphs nest groups)."""
@@ -390,7 +396,7 @@ def load_nir(path: str | os.PathLike, dt: float | None = None) -> Graph:
     path = Path(path)
     if not path.is_file():
         raise IRFormatError(f"{path}: no such NIR file")
-    _check_file(path)
+    _check_in_child(path)
     nir_graph = _read(path)
     if not isinstance(nir_graph, nir.NIRGraph):
         raise IRFormatError(f"{path}: holds a {type(nir_graph).__name__}, not a NIRGraph")
@@ -399,6 +405,7 @@ def load_nir(path: str | os.PathLike, dt: float | None = None) -> Graph:
 
 _READ_ERRORS = (
     OSError,
+    RuntimeError,
     KeyError,
     ValueError,
     TypeError,
@@ -817,19 +824,46 @@ _UNSUPPORTED = {
 # ====================================================================== file checks
 
 
+_REFUSED_EXIT = 2
+
+
+def _check_in_child(path: Path) -> None:
+    """Check and read ``path`` in a child process, so that a file on which libhdf5 hangs or
+    crashes gives IRFormatError here instead of taking this process down."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", __name__, os.fspath(path)],
+            capture_output=True,
+            text=True,
+            timeout=READ_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise IRFormatError(
+            f"{path}: reading did not finish within {READ_TIMEOUT_S:g} s; its HDF5 structures "
+            "are corrupted (libhdf5 loops on some damaged files)"
+        ) from exc
+    if proc.returncode == _REFUSED_EXIT:
+        raise IRFormatError(proc.stderr.strip().splitlines()[-1])
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        raise IRFormatError(
+            f"{path}: reading it failed in the checker process ({tail[0]}); the file is corrupted"
+        )
+
+
 def _check_file(path: Path) -> None:
     """Refuse a file that is not HDF5, or whose links, types or sizes are unsafe to read."""
     try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
+        with h5py.File(path, "r") as f:
+            node = f.get("node", getlink=True)
+            if not isinstance(node, h5py.HardLink) or not isinstance(f["node"], h5py.Group):
+                raise IRFormatError(f"{path}: no 'node' group; not a NIR file")
+            total = _check_group(path, f["node"], 0, is_node=True)
+    except _READ_ERRORS as exc:
         raise IRFormatError(
             f"{path}: not a readable HDF5 file (truncated or corrupted?): {exc}"
         ) from exc
-    with f:
-        node = f.get("node", getlink=True)
-        if not isinstance(node, h5py.HardLink) or not isinstance(f["node"], h5py.Group):
-            raise IRFormatError(f"{path}: no 'node' group; not a NIR file")
-        total = _check_group(path, f["node"], 0, is_node=True)
     if total > MAX_FILE_BYTES:
         raise IRFormatError(
             f"{path}: datasets would unpack to {total} bytes, more than "
@@ -901,3 +935,19 @@ def _check_type(path: Path, group: h5py.Group) -> None:
             f"{path}: node {group.name} has unknown NIR type {name!r} "
             f"(known: {sorted(_KNOWN_TYPES)})"
         )
+
+
+def _main(argv: list[str]) -> int:
+    """The checker process: exit 0 when ``argv[0]`` reads as NIR, else print why and exit 2."""
+    path = Path(argv[0])
+    try:
+        _check_file(path)
+        _read(path)
+    except IRFormatError as exc:
+        print(str(exc).replace("\n", " "), file=sys.stderr)
+        return _REFUSED_EXIT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
