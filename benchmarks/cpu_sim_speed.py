@@ -10,11 +10,13 @@ a few alternating repeats after a warm-up) on ``torch.set_num_threads(2)``; the 
 average is saved with the results, because other processes on the same cores distort both.
 Results go to ``benchmarks/results/cpu_sim_speed.json``.
 
-Run: ``.venv/bin/python benchmarks/cpu_sim_speed.py``
+Run: ``.venv/bin/python benchmarks/cpu_sim_speed.py [--threads N]`` (other thread counts save
+to ``cpu_sim_speed_<N>t.json``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -219,22 +221,34 @@ def bench(name: str, layers: list[ir.Node], shape: tuple[int, ...], rng) -> list
 
 
 def main() -> None:
-    torch.set_num_threads(THREADS)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=THREADS, help="torch threads (2)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     rows = bench("lenet5", lenet_layers(rng), (1, 28, 28), rng)
     rows += bench("mlp", mlp_layers(rng), (1, 28, 28), rng)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "torch": torch.__version__,
-        "threads": THREADS,
+        "threads": args.threads,
+        "cpus": os.cpu_count(),
         "cpu": platform.processor() or platform.machine(),
-        "timing": f"host perf_counter, best of up to {REPEATS} after a warm-up run, float32, CPU",
-        "load_average_1min_at_end": os.getloadavg()[0],
+        "timing": f"host perf_counter, best of up to {REPEATS} alternating runs after a warm-up "
+        "run, float32, CPU",
+        "load_average_1min": [load_before, os.getloadavg()[0]],
         "wall_s": time.perf_counter() - start,
     }
-    RESULTS.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    print(f"total {meta['wall_s']:.0f} s; results in {RESULTS}")
+    out = (
+        RESULTS if args.threads == THREADS else RESULTS.with_stem(f"{RESULTS.stem}_{args.threads}t")
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    print(
+        f"total {meta['wall_s']:.0f} s, 1-min load average {load_before:.1f} -> "
+        f"{meta['load_average_1min'][1]:.1f} on {os.cpu_count()} CPUs; results in {out}"
+    )
 
 
 if __name__ == "__main__":
