@@ -47,6 +47,14 @@ class Value:
     steps: int | None
     binary: bool = False
     """Holds only 0 and 1 (spikes), so counting needs no comparison."""
+    memo: dict = attrs.field(factory=dict, eq=False, repr=False)
+    """Per-element nonzero counts once computed: a neuron layer's spike count and its
+    consumers' synops come from one pass."""
+
+    def active(self) -> torch.Tensor:
+        if "active" not in self.memo:
+            self.memo["active"] = kernels.active_counts(self.tensor, self.binary)
+        return self.memo["active"]
 
 
 @attrs.frozen
@@ -323,7 +331,7 @@ def _count(
     """This chunk's counters, defined as the reference's `_count` summed over its steps."""
     if node.domain == "spiking":
         return {
-            "spikes": int(kernels.active_counts(out.tensor, True).sum()),
+            "spikes": int(out.active().sum()),
             "neuron_updates": out.tensor.numel(),
         }
     if node.domain != "synapse":
@@ -331,7 +339,8 @@ def _count(
     synops = macs = 0
     for port, value in ports.items():
         times = (clock.steps or 1) if value.steps is None else 1
-        syn, mac = kernels.synapse_uses(value.tensor, program.fan[(node.name, port)], value.binary)
+        fan = program.fan[(node.name, port)]
+        syn, mac = kernels.synapse_uses(value.active(), value.tensor.shape[0], fan)
         synops += syn * times
         macs += mac * times
     return {"synops": synops, "macs": macs}

@@ -166,10 +166,9 @@ def active_counts(x: torch.Tensor, binary: bool) -> torch.Tensor:
     return counts.round().to(torch.int64).reshape(x.shape[1:])
 
 
-def synapse_uses(x: torch.Tensor, fan: torch.Tensor | int, binary: bool) -> tuple[int, int]:
-    """(synops, macs) of one port over the rows of ``x``: the sum of ``fan`` over nonzero
-    input elements, and over all of them."""
-    rows = x.shape[0]
+def synapse_uses(counts: torch.Tensor, rows: int, fan: torch.Tensor | int) -> tuple[int, int]:
+    """(synops, macs) of one port over ``rows`` rows with per-element nonzero ``counts``
+    (`active_counts`): the sum of ``fan`` over nonzero input elements, and over all of them."""
     if isinstance(fan, int):
-        return int(active_counts(x, binary).sum()) * fan, x[0].numel() * rows * fan
-    return int((active_counts(x, binary) * fan).sum()), int(fan.sum()) * rows
+        return int(counts.sum()) * fan, counts.numel() * rows * fan
+    return int((counts * fan).sum()), int(fan.sum()) * rows
