@@ -116,10 +116,11 @@ def arithmetic_joules(graph: Graph, counters: Mapping[str, Mapping[str, int]]) -
 def arithmetic_method(dtype: str) -> str:
     """How `arithmetic_joules` estimates, for a Quantity's ``method``."""
     text = (
-        f"estimated from this run's op counts (every weight use as fp multiply + add, neuron "
-        f"updates as 3-4 adds and 0-2 multiplies) at {FP32_MULT_PJ} pJ per fp32 multiply and "
-        f"{FP32_ADD_PJ} pJ per fp32 add ({HOROWITZ_SOURCE}); arithmetic only, no memory "
-        "access, instruction overhead or idle power, so a lower bound for this CPU"
+        "estimated from this run's op counts (weight uses of Dense/Conv2d as a multiply and an "
+        "add, of Scale as a multiply, of pools and Add as an add; IF/LIF/CubaLIF updates as 3/4/6 "
+        f"ops) at {FP32_MULT_PJ} pJ per fp32 multiply and {FP32_ADD_PJ} pJ per fp32 add "
+        f"({HOROWITZ_SOURCE}); arithmetic only, no memory access, instruction overhead or idle "
+        "power, so a lower bound for this CPU"
     )
     if dtype == "float64":
         text += "; the table has no 64-bit float figures, so float64 runs are underestimated more"
