@@ -169,7 +169,10 @@ def _refusal(node: Node) -> str | None:
         if (top, left) != (bottom, right):
             return f"NIR padding is symmetric (h, w); {node.padding} (t, l, b, r) is not"
     if isinstance(node, CubaLIF) and 0.0 in (node.decay_i, node.decay_v):
-        return "a zero decay is an infinite time constant, and NIR's CubaLIF gain r = tau/dt"
+        return (
+            "a zero decay is an infinite time constant, which makes NIR's unit-gain "
+            "parameters (r = tau_mem/dt, w_in = tau_syn/dt) infinite"
+        )
     return None
 
 
@@ -242,11 +245,9 @@ def _export_node(node: Node, graph: Graph, shapes: Mapping, dt: float) -> nir.NI
 
 
 def _export_neuron(node: Node, shape: tuple[int, ...], dt: float) -> nir.NIRNode:
-    zeros, thr, meta = (
-        _full(shape, 0.0),
-        _full(shape, _below(node.v_threshold)),
-        _neuron_metadata(node),
-    )
+    zeros = _full(shape, 0.0)
+    thr = _full(shape, _below(node.v_threshold))
+    meta = _neuron_metadata(node)
     if isinstance(node, IF) or (isinstance(node, LIF) and node.decay_v == 0.0):
         return nir.IF(r=_full(shape, 1.0), v_threshold=thr, v_reset=zeros, metadata=meta)
     if isinstance(node, LIF):
