@@ -63,8 +63,13 @@ def fanout(graph: Graph, proj: Projection, mant: np.ndarray) -> np.ndarray:
             f = full[:, top : top + in_shape[1], left : left + in_shape[2]]
         elif isinstance(node, (Flatten, Reshape)):
             f = f.reshape(in_shape)
-    if not weighted and int(mant) == 0:
-        f = np.zeros_like(f)
+    if not weighted:
+        # identity route: a synapse per source neuron whose channel weight is nonzero
+        f = (
+            np.asarray(f).reshape(mant.size, -1) * (mant.reshape(-1, 1) != 0)
+            if mant.size > 1
+            else np.asarray(f) * (mant.reshape(-1)[0] != 0)
+        )
     return np.rint(np.asarray(f)).astype(np.int64).reshape(-1)
 
 

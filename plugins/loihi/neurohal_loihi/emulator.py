@@ -15,7 +15,7 @@ import attrs
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from neurohal.ir import Conv2d, Dense, Flatten, Graph, Reshape
+from neurohal.ir import Conv2d, Dense, Flatten, Graph, Reshape, Scale
 from neurohal_loihi import fixedpoint as fx
 from neurohal_loihi.lowering import POOLS, Layer, Projection
 from neurohal_loihi.network import Network
@@ -87,7 +87,7 @@ class ProjectionOp:
     dtype: type
     matrix: np.ndarray | None
     kernel: np.ndarray | None
-    scalar: float | None
+    identity: np.ndarray | None
 
 
 def prepare(net: Network, proj: Projection) -> ProjectionOp:
@@ -101,7 +101,7 @@ def prepare(net: Network, proj: Projection) -> ProjectionOp:
     bound = 2 * float(np.abs(mant.astype(np.float64)).sum()) * area
     dtype = np.float32 if bound < EXACT_FLOAT32 else np.float64
     lava_w = 2 * mant.astype(dtype)
-    matrix = kernel = scalar = None
+    matrix = kernel = identity = None
     for index, name in enumerate(proj.nodes):
         node = graph.node(name)
         if isinstance(node, Dense):
@@ -115,8 +115,8 @@ def prepare(net: Network, proj: Projection) -> ProjectionOp:
             else:
                 kernel = lava_w
     if matrix is None and kernel is None:
-        scalar = float(2 * int(mant))
-    return ProjectionOp(proj, exp, dtype, matrix, kernel, scalar)
+        identity = lava_w.reshape(-1)
+    return ProjectionOp(proj, exp, dtype, matrix, kernel, identity)
 
 
 def project(graph: Graph, op: ProjectionOp, spikes: np.ndarray) -> np.ndarray:
@@ -125,8 +125,12 @@ def project(graph: Graph, op: ProjectionOp, spikes: np.ndarray) -> np.ndarray:
     The sum is of Lava's weights ``2 * m``; the weight exponent is applied to the whole sum.
     """
     x = spikes
+    # an identity route's (per-channel) weight applies where its first Scale stood
+    first_scale = next((n for n in op.proj.nodes if isinstance(graph.node(n), Scale)), None)
     for name in op.proj.nodes:
         node = graph.node(name)
+        if op.identity is not None and name == first_scale:
+            x = _times_channels(x.astype(op.dtype), op.identity)
         if isinstance(node, POOLS):
             x = sum_pool(x, node.kernel, node.padding)
         elif isinstance(node, (Flatten, Reshape)):
@@ -136,12 +140,19 @@ def project(graph: Graph, op: ProjectionOp, spikes: np.ndarray) -> np.ndarray:
                 x = x.reshape(x.shape[0], -1).astype(op.dtype) @ op.matrix
             else:
                 x = conv2d_int(x.astype(op.dtype), op.kernel, node)
-    if op.scalar is not None:
-        x = x.astype(op.dtype) * op.scalar
+    if op.identity is not None and first_scale is None:
+        x = x.astype(op.dtype) * op.identity[0]
     # x holds exact integers; scaling by 2**exp is exact in floating point and floor is the
     # arithmetic right shift of Lava's integer sum
     scaled = np.floor(x.reshape(x.shape[0], -1) * op.dtype(2.0**op.exp))
     return scaled.astype(np.int32)
+
+
+def _times_channels(x: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """x (M, C, ...) times one factor per channel (or one for all)."""
+    if factors.size == 1:
+        return x * factors[0]
+    return x * factors.reshape((1, -1) + (1,) * (x.ndim - 2))
 
 
 def step_layer(

@@ -35,7 +35,7 @@ from lava.proc.dense.process import Dense
 from lava.proc.lif.models import AbstractPyLifModelFixed
 from lava.proc.lif.process import LIF
 
-from neurohal.ir import AvgPool2d, Conv2d, SumPool2d
+from neurohal.ir import AvgPool2d, Conv2d, Scale, SumPool2d
 from neurohal.ir import Dense as DenseNode
 from neurohal_loihi import fixedpoint as fx
 from neurohal_loihi.lowering import Projection
@@ -189,6 +189,7 @@ def projection_matrix(net: Network, proj: Projection) -> np.ndarray:
     shape = graph.shape(proj.src)
     mat: np.ndarray | None = None
     weighted = False
+    first_scale = next((n for n in proj.nodes if isinstance(graph.node(n), Scale)), None)
     for name in proj.nodes:
         node = graph.node(name)
         step = None
@@ -198,12 +199,16 @@ def projection_matrix(net: Network, proj: Projection) -> np.ndarray:
             step, weighted = lava_w, True
         elif isinstance(node, Conv2d):
             step, weighted = _conv_matrix(shape, lava_w, node), True
+        elif name == first_scale and lava_w.ndim:
+            # identity route: one weight per channel of the tensor here
+            per_channel = int(np.prod(shape)) // lava_w.size
+            step = np.diag(np.repeat(lava_w, per_channel))
         if step is not None:
             mat = step if mat is None else step @ mat
         shape = graph.shape(name)
     if mat is None:
         mat = np.eye(int(np.prod(graph.shape(proj.src))))
-    if not weighted:
+    if not weighted and not (first_scale and lava_w.ndim):
         mat = mat * float(lava_w)
     return np.rint(mat).astype(np.int64)
 

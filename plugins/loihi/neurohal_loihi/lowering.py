@@ -30,13 +30,14 @@ from neurohal.ir import (
     Output,
     Readout,
     Reshape,
+    Scale,
     SumPool2d,
 )
 
 NEURONS = (IF, LIF)
 POOLS = (AvgPool2d, SumPool2d)
 WEIGHTED = (Dense, Conv2d)
-LINEAR = (*WEIGHTED, *POOLS, Flatten, Reshape, Add)
+LINEAR = (*WEIGHTED, *POOLS, Flatten, Reshape, Add, Scale)
 
 
 @attrs.frozen
@@ -117,7 +118,7 @@ def node_problems(graph: Graph) -> dict[str, str]:
 
 
 def _node_reason(graph: Graph, n: Node) -> str:
-    if isinstance(n, (Input, Flatten, Reshape, Add, Dense, Conv2d, *NEURONS)):
+    if isinstance(n, (Input, Flatten, Reshape, Add, Dense, Conv2d, Scale, *NEURONS)):
         return ""
     if isinstance(n, POOLS):
         return ""
@@ -140,7 +141,7 @@ def _node_reason(graph: Graph, n: Node) -> str:
         return "an Output must be fed by one membrane Readout on loihi"
     return (
         f"{n.type_name} has no Loihi lowering (supported: IF, LIF, Dense, Conv2d, AvgPool2d, "
-        "SumPool2d, Flatten, Reshape, Add, Encoder(analog), Readout(membrane))"
+        "SumPool2d, Flatten, Reshape, Add, Scale, Encoder(analog), Readout(membrane))"
     )
 
 
@@ -154,9 +155,17 @@ def _route_problems(graph: Graph, nodes: tuple[str, ...]) -> dict[str, str]:
             "needs a neuron layer between two weighted layers"
         )
     seen_weight = False
+    scaled = False
     for name in nodes:
         node = graph.node(name)
+        if isinstance(node, Scale) and node.scale.ndim and not seen_weight:
+            scaled = True
         if isinstance(node, WEIGHTED):
+            if scaled and isinstance(node, Conv2d) and node.groups != 1:
+                problems[name] = (
+                    "a per-channel Scale before a grouped convolution is not folded; "
+                    "fold it into the weights"
+                )
             seen_weight = True
         elif isinstance(node, POOLS):
             if seen_weight:

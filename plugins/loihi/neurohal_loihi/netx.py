@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 
 from neurohal.errors import UnsupportedGraphError
-from neurohal.ir import AvgPool2d, Conv2d, Dense, Flatten, Graph, Reshape
+from neurohal.ir import AvgPool2d, Conv2d, Dense, Flatten, Graph, Reshape, Scale
 from neurohal_loihi import fixedpoint as fx
 from neurohal_loihi.device import LoihiDevice
 from neurohal_loihi.lowering import POOLS, Layer, routes
@@ -49,6 +49,9 @@ def _route(net: Network, layer: Layer) -> tuple[str, tuple[str, ...], bool]:
         found = routes(graph, layer.name)
         if len(found) != 1:
             raise _refuse(layer.name, "has several input routes; NetX is a chain")
+        scales = [n for n in found[0][1] if isinstance(graph.node(n), Scale)]
+        if scales:
+            raise _refuse(scales[0], "a Scale on the input route is not exported; fold it")
         return found[0][0], found[0][1], True
     if len(layer.projections) != 1:
         raise _refuse(

@@ -17,26 +17,49 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurohal.ir import LIF, AvgPool2d, Conv2d, Dense, Graph, Readout
+from neurohal.ir import LIF, AvgPool2d, Conv2d, Dense, Graph, Readout, Scale
 from neurohal_loihi import fixedpoint as fx
 from neurohal_loihi.hostside import layer_current
 from neurohal_loihi.lowering import POOLS, Layer, Plan, Projection
 
 
 def projection_weight(graph: Graph, proj: Projection) -> tuple[np.ndarray, float]:
-    """The projection's real weight (node weight, or 1.0 for an identity route) times the
-    divisors of the average pools it folds in, and the largest number of spikes one pooled
-    input can carry (the product of the pool areas)."""
+    """The projection's real weight and the most spikes one pooled input can carry.
+
+    The weight is the weighted node's (or, for an identity route, a scalar or per-channel
+    factor) with every Scale on the route folded in (before the weighted node: per input
+    channel; after it: per output channel) and the average pools' divisors applied. The
+    second value is the product of the pool areas.
+    """
     factor, area = 1.0, 1
-    weight = np.ones((), dtype=np.float64)
+    pre, post = np.ones(()), np.ones(())
+    weight = None
     for name in proj.nodes:
         node = graph.node(name)
         if isinstance(node, POOLS):
             area *= node.kernel[0] * node.kernel[1]
             if isinstance(node, AvgPool2d):
                 factor /= node.kernel[0] * node.kernel[1]
-        elif isinstance(node, (Dense, Conv2d)):
+        elif isinstance(node, Scale):
+            s = node.scale.astype(np.float64)
+            if weight is None:
+                pre = pre * s
+            else:
+                post = post * s
+        elif isinstance(node, Dense):
             weight = node.weight.astype(np.float64)
+            if pre.ndim:
+                weight = weight * np.repeat(pre, weight.shape[1] // pre.size)[None, :]
+        elif isinstance(node, Conv2d):
+            weight = node.weight.astype(np.float64)
+            if pre.ndim:
+                weight = weight * pre[None, :, None, None]
+    if weight is None:
+        return pre * factor, area
+    if post.ndim:
+        weight = weight * post.reshape((-1,) + (1,) * (weight.ndim - 1))
+    else:
+        weight = weight * post
     return weight * factor, area
 
 
@@ -47,7 +70,7 @@ def _worst_input(graph: Graph, layer: Layer) -> float:
         weight, area = projection_weight(graph, proj)
         rows = (
             np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1)
-            if weight.ndim
+            if weight.ndim > 1
             else np.abs(weight)
         )
         total += float(np.max(rows)) * area

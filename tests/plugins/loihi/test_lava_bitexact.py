@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurohal.testing.cases import conformance_cases
+from neurohal import ir
+from neurohal.testing.cases import Case, conformance_cases
 from neurohal_loihi.device import LoihiDevice
 
 from .conftest import lava_missing_reason
@@ -22,6 +23,19 @@ pytestmark = [
 CASES = {c.name: c for c in conformance_cases("spiking")}
 
 
+def _scaled_residual() -> Case:
+    """The conformance residual graph with a per-channel Scale on its skip connection."""
+    base = CASES["spiking_residual_add"]
+    scale = ir.Scale(name="skip_scale", scale=np.array([0.5, 1.5, -0.75, 1.0]))
+    edges = [e for e in base.graph.edges if (e.src, e.dst) != ("act1", "add")]
+    edges += [ir.Edge("act1", "skip_scale"), ir.Edge("skip_scale", "add")]
+    graph = ir.Graph((*base.graph.nodes, scale), edges)
+    return Case("scaled_residual", graph.validate(), base.inputs, base.timesteps)
+
+
+CASES["scaled_residual"] = _scaled_residual()
+
+
 @pytest.mark.parametrize(
     ("case_name", "chip"),
     [
@@ -30,6 +44,7 @@ CASES = {c.name: c for c in conformance_cases("spiking")}
         ("spiking_residual_add", "loihi1"),
         ("spiking_residual_add", "loihi2"),
         ("spiking_lif", "loihi2"),
+        ("scaled_residual", "loihi2"),
     ],
 )
 def test_emulator_equals_lava(case_name: str, chip: str) -> None:
