@@ -10,7 +10,8 @@ class IRValidationError(NeurohalError):
 
 
 class IRFormatError(NeurohalError):
-    """A `.nhir` file cannot be read: truncated, corrupted, hostile or from a newer schema."""
+    """A model file (.nhir, .nir, artifact) cannot be read: truncated, corrupted, hostile or
+    from a newer schema."""
 
 
 class PluginError(NeurohalError):
