@@ -71,6 +71,7 @@ def calibrate(
 
     ``percentiles`` are the ones `CalibrationStats.summary` reports; any other can be read
     from the stats afterwards. ``bins`` (a power of two) sets the histogram resolution.
+    ``progress``: a progress bar on stderr (``None``: only when stderr is a terminal).
     """
     check_convertible(ann)
     if batch_size < 1:

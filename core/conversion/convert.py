@@ -72,7 +72,8 @@ def convert(
     needed unless every activation is a ``Clip(0, lam)`` used as its own bound (and the
     readout is ``membrane``). Raises ConversionError, before any work, for unsupported nodes,
     missing or malformed calibration data; returns a validated graph whose metadata records
-    every choice.
+    every choice. ``progress``: a progress bar on stderr for calibration and threshold
+    balancing (``None``: only when stderr is a terminal).
     """
     config = ConversionConfig() if config is None else config
     if not isinstance(config, ConversionConfig):
