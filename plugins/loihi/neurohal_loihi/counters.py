@@ -98,7 +98,3 @@ def count(
             entry = counters.setdefault(key, {"synops": 0})
             entry["synops"] += int(per_neuron[proj.src] @ fanouts[proj.key])
     return counters
-
-
-def spike_counts_per_neuron(spikes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {name: s.sum(axis=(0, 1), dtype=np.int64) for name, s in spikes.items()}
