@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from neurohal.cli import compare, convert, deploy, devices, inspect
+from neurohal.cli import compare, convert, deploy, devices, inspect, optimize
 from neurohal.errors import NeurohalError
 
 
@@ -38,5 +38,6 @@ for _command in (
     deploy.measure_command,
     deploy.export_command,
     deploy.formats_command,
+    optimize.command,
 ):
     main.add_command(_command)
