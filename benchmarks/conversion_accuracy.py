@@ -45,6 +45,7 @@ ABLATIONS = {
     "no clip bound (channel p99.99)": ConversionConfig(use_clip_bound=False),
     "no clip bound, layer-wise p99.99": ConversionConfig(use_clip_bound=False,
                                                         granularity="layer"),
+    "no clip bound, channel p99": ConversionConfig(use_clip_bound=False, percentile=99.0),
     "no clip bound, max norm": ConversionConfig(use_clip_bound=False, normalization="max"),
     "reset to zero": ConversionConfig(reset="zero"),
     "v_init 0": ConversionConfig(v_init=0.0),
@@ -146,7 +147,8 @@ def run_model(model: str, args: argparse.Namespace, console: Console) -> dict:
             result["crosscheck"] = crosscheck(snn, x_test[: args.crosscheck], 8)
     if args.ablation_limit:
         x_ab, y_ab = x_test[: args.ablation_limit], y_test[: args.ablation_limit]
-        for label, config in {"best": ConversionConfig(), **ABLATIONS}.items():
+        chosen = {k: ABLATIONS[k] for k in args.ablations or ABLATIONS}
+        for label, config in {"best": ConversionConfig(), **chosen}.items():
             cal = x_cal[:256] if config.normalization == "threshold_balancing" else x_cal
             snn = nh.convert(ann, cal, config)
             result["ablations"][label] = {
@@ -202,6 +204,12 @@ def main() -> None:
         type=int,
         default=None,
         help=f"images run beyond T={TARGET_T} for the main recipes (default all)",
+    )
+    parser.add_argument(
+        "--ablations",
+        nargs="+",
+        choices=list(ABLATIONS),
+        help="which ablations to run (default all)",
     )
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--out", type=Path, default=RESULTS)
