@@ -60,10 +60,14 @@ def _row_html(r: Row) -> str:
         + _cell(r.quantities.get("power_static"), 1.0, "W")
         + _cell(r.quantities.get("power_dynamic"), 1.0, "W")
         + _cell(r.quantities.get("energy"), 1e3, "mJ")
-        + f"<td>{r.per_inference.get('spikes', 0):,.0f}</td>"
-        + f"<td>{r.per_inference.get('synops', 0):,.0f}</td>"
+        + f"<td>{_n(r.per_inference.get('spikes'))}</td>"
+        + f"<td>{_n(r.per_inference.get('synops'))}</td>"
         + f"<td>{_x(ratio.get('power'))}</td><td>{_x(ratio.get('energy'))}</td></tr>"
     )
+
+
+def _n(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
 def _x(value: float | None) -> str:
