@@ -1,7 +1,7 @@
 """`ConversionConfig`: every choice the ANN-to-SNN converter makes, as one frozen record.
 
 The defaults are the recipe that kept the zoo's QCFS-trained MLP, LeNet-5 and CNN within
-0.4 points of their ANNs from T = 4 on (``benchmarks/results/conversion_accuracy.json``): clip
+0.2 points of their ANNs from T = 4 on (``benchmarks/results/conversion_accuracy.json``): clip
 bounds as thresholds (Bu et al., ICLR 2022), else channel-wise 99.99-percentile normalization
 (Rueckauer et al. 2017, Front. Neurosci. 11:682), reset by subtraction, membrane at half
 threshold at t = 0, and a membrane-potential readout. The residual network converts much worse
