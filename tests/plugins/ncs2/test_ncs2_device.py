@@ -125,7 +125,7 @@ def test_measure_without_a_stick_estimates_the_ncs2_and_measures_the_host(ncs2, 
     for name in ("latency", "power_static", "power_dynamic", "energy"):
         q = getattr(m, name)
         assert q.provenance == "estimated" and q.value > 0
-    assert "openvino#9784" in m.latency.method and "Blouw" in m.power_static.method
+    assert "QuTiBench" in m.latency.method and "QuTiBench" in m.power_static.method
     # energy per inference is the total power times the latency (hand-computed)
     total = m.power_static.value + m.power_dynamic.value
     assert m.energy.value == pytest.approx(total * m.latency.value)
