@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 import neurohal as nh
-from neurohal.techniques.outcome import run_loihi
-from neurohal.techniques.recost import combine
-from neurohal.techniques.timesteps import ExitRule, early_exit_runs, exit_steps, readout_trace
+from neurohal.techniques.timesteps import ExitRule, exit_steps
+from neurohal_loihi.techniques.recost import combine
+from neurohal_loihi.techniques.runs import early_exit_runs, readout_trace, run_loihi
 
 
 def main() -> None:

@@ -24,16 +24,11 @@ import numpy as np
 
 import neurohal as nh
 from neurohal.techniques.activity import activity_aware_scales, scale_thresholds
-from neurohal.techniques.loihi_model import plugin
-from neurohal.techniques.outcome import Outcome, accuracy, run_loihi
-from neurohal.techniques.recost import combine, recost
-from neurohal.techniques.timesteps import (
-    ExitRule,
-    early_exit_runs,
-    exit_steps,
-    readout_trace,
-    smallest_timesteps,
-)
+from neurohal.techniques.outcome import Outcome, accuracy
+from neurohal.techniques.timesteps import ExitRule, exit_steps, smallest_timesteps
+from neurohal_loihi.techniques.model import plugin
+from neurohal_loihi.techniques.recost import combine, recost
+from neurohal_loihi.techniques.runs import early_exit_runs, readout_trace, run_loihi
 
 PUBLISHED = {
     "Chandarana et al. 2022 (image classifiers)": (27.0, 5.0),

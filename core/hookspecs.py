@@ -27,3 +27,11 @@ def neurohal_register_exporters(register: Callable[[str, Callable, str], None]) 
     a NeurohalError naming any node the format cannot express. ``neurohal export --format
     format_name`` then offers it.
     """
+
+
+@hookspec
+def neurohal_register_commands(register: Callable[[object], None]) -> None:
+    """Call ``register(command)`` with a ``click.Command`` to add it to the ``neurohal`` CLI
+    (e.g. a device-specific ``neurohal optimize``). A name already taken is reported as a
+    broken plugin and the command is skipped.
+    """

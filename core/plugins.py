@@ -58,6 +58,7 @@ class Registry:
     origins: dict[str, PluginInfo]
     broken: tuple[BrokenPlugin, ...]
     exporters: dict[str, Exporter] = attrs.field(factory=dict)
+    commands: dict[str, object] = attrs.field(factory=dict)
 
 
 def _names_from_env(var: str) -> set[str] | None:
@@ -86,6 +87,7 @@ def discover() -> Registry:
     origins: dict[str, PluginInfo] = {}
     broken: list[BrokenPlugin] = []
     exporters: dict[str, Exporter] = {}
+    commands: dict[str, object] = {}
     eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
     for ep in _selected(eps):
         info = _info(ep)
@@ -97,11 +99,13 @@ def discover() -> Registry:
             continue
         offered: list[object] = []
         formats: list[tuple] = []
+        offered_commands: list[object] = []
         try:
             _call_own(pm, "neurohal_register_devices", ep.name, offered.append)
             _call_own(
                 pm, "neurohal_register_exporters", ep.name, lambda *args, f=formats: f.append(args)
             )
+            _call_own(pm, "neurohal_register_commands", ep.name, offered_commands.append)
         except Exception as exc:
             broken.append(_broken(ep.name, f"registering raised: {exc!r}"))
             continue
@@ -110,6 +114,12 @@ def discover() -> Registry:
                 broken.append(BrokenPlugin(ep.name, f"duplicate export format {fmt!r}"))
             else:
                 exporters[fmt] = Exporter(fmt, export, description, ep.name)
+        for command in offered_commands:
+            name = getattr(command, "name", None)
+            if not name or name in commands:
+                broken.append(BrokenPlugin(ep.name, f"command {name!r} missing a name or taken"))
+            else:
+                commands[name] = command
         for device in offered:
             problem = _check_device(device, devices, origins)
             if problem:
@@ -117,7 +127,7 @@ def discover() -> Registry:
                 continue
             devices[device.name] = device
             origins[device.name] = info
-    return Registry(devices, origins, tuple(broken), exporters)
+    return Registry(devices, origins, tuple(broken), exporters, commands)
 
 
 def _call_own(pm: pluggy.PluginManager, hook: str, plugin: str, register: Callable) -> None:

@@ -6,12 +6,15 @@ import sys
 
 import click
 
-from neurohal.cli import compare, convert, deploy, devices, inspect, optimize
+from neurohal import plugins
+from neurohal.cli import compare, convert, deploy, devices, inspect
 from neurohal.errors import NeurohalError
 
 
 class _Group(click.Group):
-    """Turns a NeurohalError into a one-line message and exit status 1, not a traceback."""
+    """Turns a NeurohalError into a one-line message and exit status 1, not a traceback, and
+    adds the commands plugins register (``neurohal_register_commands``) to the built-in ones.
+    """
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -19,6 +22,12 @@ class _Group(click.Group):
         except NeurohalError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *plugins.registry().commands})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return super().get_command(ctx, name) or plugins.registry().commands.get(name)
 
 
 @click.group(cls=_Group)
@@ -38,6 +47,5 @@ for _command in (
     deploy.measure_command,
     deploy.export_command,
     deploy.formats_command,
-    optimize.command,
 ):
     main.add_command(_command)

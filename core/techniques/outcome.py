@@ -1,9 +1,9 @@
-"""What one deployment configuration achieved: accuracy and per-inference costs on Loihi.
+"""What one deployment configuration achieved: accuracy and per-inference costs.
 
-`run_loihi` compiles and measures a converted SNN with the loihi plugin's emulator; the
-techniques (packing, offload, early exit) derive new `Outcome`s from such runs. Every cost is a
-`Quantity` whose method names the model behind it, so a table built from outcomes shows where
-each number came from.
+Device plugins' techniques (e.g. the loihi plugin's packing, offload and early exit) produce
+`Outcome`s; the search (`neurohal.techniques.search`) ranks them. Every cost is a `Quantity`
+whose method names the model behind it, so a table built from outcomes shows where each number
+came from.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from collections.abc import Mapping
 import attrs
 import numpy as np
 
-from neurohal.device import Artifact, Measurement, Quantity
-from neurohal.errors import InputError
-from neurohal.ir import Graph
+from neurohal.device import Quantity
 
 
 @attrs.frozen(kw_only=True)
@@ -65,57 +63,6 @@ def _serialize(instance: object, attribute: object, value: object) -> object:
     return value
 
 
-@attrs.frozen
-class LoihiRun:
-    """A measured loihi run kept for the techniques that re-cost it (packing, offload)."""
-
-    artifact: Artifact
-    measurement: Measurement
-    predictions: np.ndarray
-    accuracy: float
-
-    @property
-    def outcome(self) -> Outcome:
-        m = self.measurement
-        return Outcome(
-            accuracy=self.accuracy,
-            samples=m.run.samples,
-            timesteps=float(m.run.timesteps),
-            latency=m.latency,
-            power_static=m.power_static,
-            power_dynamic=m.power_dynamic,
-            energy=m.energy,
-            spikes=m.run.per_inference("spikes"),
-            synops=m.run.per_inference("synops"),
-            cores=int(self.artifact.report["cores"]),
-            chips=int(self.artifact.report["chips"]),
-            notes=tuple(m.run.notes),
-        )
-
-
 def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     """Top-1 accuracy of (N, classes) scores against (N,) labels."""
     return float(np.mean(np.argmax(scores, axis=1) == labels))
-
-
-def run_loihi(
-    snn: Graph,
-    x: np.ndarray,
-    y: np.ndarray,
-    timesteps: int,
-    chip: str = "loihi2",
-    artifact: Artifact | None = None,
-) -> LoihiRun:
-    """Compile ``snn`` for ``chip`` (unless ``artifact`` is given) and measure it on the
-    emulator over ``x`` for ``timesteps`` steps: the loihi plugin's estimated latency, power
-    and energy (its Davies et al. 2018 / Blouw et al. 2019 model) and the accuracy on ``y``."""
-    import neurohal
-
-    if len(x) != len(y) or len(x) == 0:
-        raise InputError(f"need as many labels as inputs (> 0), got {len(x)} and {len(y)}")
-    device = neurohal.device("loihi")
-    if artifact is None:
-        artifact = device.compile(snn, chip=chip, max_timesteps=max(64, int(timesteps)))
-    measurement = device.measure(artifact, x, timesteps=int(timesteps))
-    scores = measurement.run.output()
-    return LoihiRun(artifact, measurement, np.argmax(scores, axis=1), accuracy(scores, y))

@@ -3,7 +3,8 @@ accuracy budget, and a resumable JSONL log.
 
 A *run* is the unit of work: one threshold scale, one T and one early-exit margin (or none),
 converted and run on Loihi. Each run is re-costed under every packing mode and classifier
-placement for free (`neurohal.techniques.recost`), giving several *configurations*. The log
+placement for free (the loihi plugin's `neurohal_loihi.techniques.recost`), giving several
+*configurations*. The log
 holds a header (what is searched: model, data, chip, the ANN's accuracy) and one line per
 finished run with all its configurations; a search started again on the same log skips the
 runs already there, so an interrupted search resumes without repeating them (a half-written

@@ -14,8 +14,9 @@ the cheapest deployment runs as few as the accuracy allows.
   exit step. Easy inputs exit early, hard ones run longer, so the average steps per inference
   falls while the accuracy stays close to the fixed-T run.
 
-On Loihi the decision needs the readout each step; `early_exit_runs` takes the exit steps
-(decided on the float SNN's readout trace from cpu_sim, `readout_trace`) and runs every group
+On Loihi the decision needs the readout each step; the loihi plugin's
+`neurohal_loihi.techniques.runs.early_exit_runs` takes the exit steps (decided on the float
+SNN's readout trace from cpu_sim, `readout_trace` there) and runs every group
 of samples with the same exit step on the loihi emulator for exactly that many steps, so the
 accuracy, latency and energy per inference come from runs of the steps actually taken rather
 than from scaling a fixed-T estimate (scaling would miss that the samples exiting early are the
@@ -31,10 +32,7 @@ from collections.abc import Callable, Sequence
 import attrs
 import numpy as np
 
-from neurohal.device import Artifact
 from neurohal.errors import InputError
-from neurohal.ir import Graph, Output
-from neurohal.techniques.outcome import LoihiRun, run_loihi
 
 
 @attrs.frozen
@@ -122,43 +120,3 @@ def exit_steps(trace: np.ndarray, rule: ExitRule) -> tuple[np.ndarray, np.ndarra
         done |= settled
     predictions = top[steps - 1, np.arange(batch)]
     return steps, predictions
-
-
-def readout_trace(snn: Graph, x: np.ndarray, timesteps: int) -> np.ndarray:
-    """The value feeding the SNN's single Output at every step on cpu_sim: (T, B, classes)."""
-    import neurohal
-
-    outputs = [n for n in snn.nodes if isinstance(n, Output)]
-    if len(outputs) != 1:
-        raise InputError(f"early exit needs a graph with one Output, found {len(outputs)}")
-    (source,) = snn.sources(outputs[0].name)
-    device = neurohal.device("cpu_sim")
-    trace = device.trace(device.compile(snn), x, timesteps, record=[source])
-    return trace.records[source]
-
-
-def early_exit_runs(
-    snn: Graph,
-    x: np.ndarray,
-    y: np.ndarray,
-    steps: np.ndarray,
-    chip: str = "loihi2",
-    artifact: Artifact | None = None,
-) -> list[tuple[LoihiRun, int]]:
-    """Every group of samples with the same exit step run on the loihi emulator for exactly
-    that many effective steps: (run, samples in the group) per distinct step count. Combine
-    them with `neurohal.techniques.recost.combine` (after re-costing each, if wanted)."""
-    steps = np.asarray(steps, dtype=np.int64)
-    if steps.shape != (len(x),) or (steps < 1).any():
-        raise InputError(f"steps must hold one positive step count per sample ({len(x)})")
-    import neurohal
-
-    if artifact is None:
-        artifact = neurohal.device("loihi").compile(
-            snn, chip=chip, max_timesteps=max(64, int(steps.max()))
-        )
-    runs = []
-    for t in np.unique(steps):
-        idx = np.flatnonzero(steps == t)
-        runs.append((run_loihi(snn, x[idx], y[idx], int(t), artifact=artifact), len(idx)))
-    return runs

@@ -15,3 +15,10 @@ def neurohal_register_exporters(register):
     from neurohal_loihi.netx import export_netx
 
     register("netx", export_netx, "lava-dl NetX HDF5 network (compiled for Loihi 1)")
+
+
+@hookimpl
+def neurohal_register_commands(register):
+    from neurohal_loihi.techniques.cli import command
+
+    register(command)

@@ -79,9 +79,9 @@ def command(
     (.onnx, .nhir ANN or zoo name) on DEVICE; report the Pareto sets and the choice."""
     from neurohal import datasets, reference, save
     from neurohal.modelio import load_model
-    from neurohal.techniques.evaluate import loihi_evaluator, snn_for
     from neurohal.techniques.outcome import accuracy
     from neurohal.techniques.search import Space, run_search
+    from neurohal_loihi.techniques.evaluate import loihi_evaluator, snn_for
 
     if samples < 1:
         raise NeurohalError(f"--samples must be >= 1, got {samples}")

@@ -28,8 +28,8 @@ import math
 import attrs
 
 from neurohal.errors import InputError
-from neurohal.techniques.loihi_model import barrier_s, layer_synops, plugin
-from neurohal.techniques.outcome import LoihiRun
+from neurohal_loihi.techniques.model import barrier_s, layer_synops, plugin
+from neurohal_loihi.techniques.runs import LoihiRun
 
 MODES = ("layer", "shared")
 

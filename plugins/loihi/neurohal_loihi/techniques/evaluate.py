@@ -15,10 +15,10 @@ import numpy as np
 from neurohal.conversion import ConversionConfig, convert
 from neurohal.ir import Graph
 from neurohal.techniques.activity import scale_thresholds
-from neurohal.techniques.outcome import run_loihi
-from neurohal.techniques.recost import combine, recost
 from neurohal.techniques.search import Config, RunKnobs
-from neurohal.techniques.timesteps import ExitRule, early_exit_runs, exit_steps, readout_trace
+from neurohal.techniques.timesteps import ExitRule, exit_steps
+from neurohal_loihi.techniques.recost import combine, recost
+from neurohal_loihi.techniques.runs import early_exit_runs, readout_trace, run_loihi
 
 PACKINGS: tuple[str | None, ...] = (None, "layer", "shared")
 CLASSIFIERS: tuple[str | None, ...] = (None, "host")

@@ -1,29 +1,18 @@
-"""The loihi plugin's public objects that the Loihi techniques re-cost runs with.
-
-The core never needs the plugin to import; the techniques that re-cost a Loihi run (packing,
-offload) reach the plugin's chip limits, per-operation figures and lowering through here, at
-call time, and fail with the remedy when it is not installed.
-"""
+"""The plugin's chip limits, per-operation figures and lowering, as the techniques that
+re-cost a Loihi run (packing, offload) use them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from types import SimpleNamespace
 
-from neurohal.errors import DeviceUnavailableError
 from neurohal.ir import Graph
+from neurohal_loihi import chips, energy, lowering
+from neurohal_loihi.counters import projection_name
 
 
 def plugin() -> SimpleNamespace:
     """The plugin's chips, energy and lowering modules and its counter naming."""
-    try:
-        from neurohal_loihi import chips, energy, lowering
-        from neurohal_loihi.counters import projection_name
-    except ImportError as exc:
-        raise DeviceUnavailableError(
-            f"the Loihi techniques need the loihi plugin (neurohal-loihi): {exc}; "
-            "install plugins/loihi"
-        ) from exc
     return SimpleNamespace(
         chips=chips.CHIPS,
         costs=energy.COSTS,

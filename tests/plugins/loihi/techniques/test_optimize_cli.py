@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 import neurohal as nh
-from neurohal.cli.optimize import command
+from neurohal_loihi.techniques.cli import command
 
 FAST = ["mlp", "--samples", "30", "--exit-margins", "none"]
 

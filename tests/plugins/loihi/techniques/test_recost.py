@@ -7,9 +7,9 @@ import pytest
 
 import neurohal as nh
 from neurohal.ir import Clip, Dense, Input, Output, chain
-from neurohal.techniques.offload import transfer
-from neurohal.techniques.outcome import run_loihi
-from neurohal.techniques.recost import recost
+from neurohal_loihi.techniques.offload import transfer
+from neurohal_loihi.techniques.recost import recost
+from neurohal_loihi.techniques.runs import run_loihi
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,10 @@ import attrs
 
 from neurohal.device import Quantity
 from neurohal.errors import InputError
-from neurohal.techniques import offload, packing
-from neurohal.techniques.loihi_model import plugin
-from neurohal.techniques.outcome import LoihiRun, Outcome
+from neurohal.techniques.outcome import Outcome
+from neurohal_loihi.techniques import offload, packing
+from neurohal_loihi.techniques.model import plugin
+from neurohal_loihi.techniques.runs import LoihiRun
 
 
 def recost(run: LoihiRun, pack: str | None = None, classifier: str | None = None) -> Outcome:
