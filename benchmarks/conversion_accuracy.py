@@ -1,7 +1,8 @@
 """ANN vs converted SNN accuracy on MNIST, per zoo model, timestep budget and recipe.
 
 For each model: the ANN's test accuracy, and the SNN's at T = 4 .. 128 for the best recipe
-(`neurohal.ConversionConfig()` defaults), the naive baseline (`neurohal.conversion.NAIVE`:
+(`neurohal.ConversionConfig()` defaults), for models with a residual Add the
+`neurohal.conversion.RESIDUAL` recipe, the naive baseline (`neurohal.conversion.NAIVE`:
 layer-wise max normalization, reset to zero, spike-count readout), the max-pool strategy
 ``avg`` for models with MaxPool2d (its accuracy cost against ``spike_or``), and per-technique
 ablations (each one change from the best recipe) on the first ``--ablation-limit`` images.
@@ -33,9 +34,9 @@ from rich.table import Table
 
 import neurohal as nh
 from neurohal import reference
-from neurohal.conversion import NAIVE, ConversionConfig, evaluate, simulate
+from neurohal.conversion import NAIVE, RESIDUAL, ConversionConfig, evaluate, simulate
 from neurohal.conversion.calibrate import progress_bar
-from neurohal.ir import Graph, MaxPool2d
+from neurohal.ir import Add, Graph, MaxPool2d
 
 TIMESTEPS = (4, 8, 16, 32, 64, 128)
 TARGET_T = 32
@@ -46,6 +47,7 @@ ABLATIONS = {
     "no clip bound, layer-wise p99.99": ConversionConfig(use_clip_bound=False,
                                                         granularity="layer"),
     "no clip bound, channel p99": ConversionConfig(use_clip_bound=False, percentile=99.0),
+    "no clip bound, channel p99.9": ConversionConfig(use_clip_bound=False, percentile=99.9),
     "no clip bound, max norm": ConversionConfig(use_clip_bound=False, normalization="max"),
     "reset to zero": ConversionConfig(reset="zero"),
     "v_init 0": ConversionConfig(v_init=0.0),
@@ -136,6 +138,8 @@ def run_model(model: str, args: argparse.Namespace, console: Console) -> dict:
     recipes = {"best": ConversionConfig(), "naive": NAIVE}
     if any(isinstance(n, MaxPool2d) for n in ann.nodes):
         recipes["best, maxpool=avg"] = ConversionConfig(maxpool="avg")
+    if any(isinstance(n, Add) for n in ann.nodes):
+        recipes["residual (channel p99, no clip bound)"] = RESIDUAL
     for label, config in recipes.items():
         snn = nh.convert(ann, x_cal, config)
         acc = snn_accuracy(

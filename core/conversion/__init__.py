@@ -6,7 +6,7 @@ activation statistics it needs in bounded memory; ``ConversionConfig`` holds eve
 """
 
 from neurohal.conversion.calibrate import calibrate
-from neurohal.conversion.config import NAIVE, ConversionConfig
+from neurohal.conversion.config import NAIVE, RESIDUAL, ConversionConfig
 from neurohal.conversion.convert import convert
 from neurohal.conversion.simulator import evaluate, simulate
 from neurohal.conversion.stats import ActivationStats, CalibrationStats
@@ -14,6 +14,7 @@ from neurohal.conversion.support import SUPPORTED_OPS, check_convertible, unsupp
 
 __all__ = [
     "NAIVE",
+    "RESIDUAL",
     "SUPPORTED_OPS",
     "ActivationStats",
     "CalibrationStats",
