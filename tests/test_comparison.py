@@ -158,6 +158,9 @@ def test_same_seed_same_results_and_ratios(devices):
     ]
     base = a.rows[0]
     assert base.ratios["energy"] == 1.0 and base.ratios["power"] == 1.0
+    # example_numpy has no power figures: no ratio rather than a partial one
+    partial = next(r for r in a.rows if r.device == "example_numpy")
+    assert partial.ratios == {"power": None, "energy": None}
 
 
 def test_bad_inputs(devices, tmp_path):

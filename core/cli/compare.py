@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -58,7 +59,8 @@ def run_comparison(
         baseline=baseline,
         model_name=Path(model).stem,
     )
-    Console().print(table.to_rich())
+    # a pipe or file gets the full width instead of rich's 80 columns
+    Console(width=None if sys.stdout.isatty() else 160).print(table.to_rich())
     paths = write_all(table, out)
     err = Console(stderr=True)
     err.print(f"wrote {', '.join(str(p) for p in paths.values())}")

@@ -198,7 +198,10 @@ def _ratio(value: float | None) -> str:
 
 
 def with_ratios(rows: Sequence[Row], baseline: str | None) -> tuple[Row, ...]:
-    """Fill each row's power and energy ratio against the first available baseline row."""
+    """Fill each row's power and energy ratio against the first available baseline row.
+
+    Rows whose static power is unavailable get no ratios: their power and energy are partial.
+    """
     base = next((r for r in rows if r.device == baseline and r.available), None)
     if base is None:
         return tuple(rows)
@@ -209,12 +212,16 @@ def with_ratios(rows: Sequence[Row], baseline: str | None) -> tuple[Row, ...]:
             return None
         return b.value / x.value
 
+    # An energy without the device's static power (e.g. cpu_sim's arithmetic-only estimate when
+    # RAPL is unreadable) is a partial figure: it gets no ratio, which would overstate it.
     return tuple(
         attrs.evolve(
             r,
             ratios={
                 "power": ratio(base_power, r.power_total()),
-                "energy": ratio(base_energy, r.quantities.get("energy")),
+                "energy": ratio(base_energy, r.quantities.get("energy"))
+                if r.power_total() is not None
+                else None,
             },
         )
         if r.available
