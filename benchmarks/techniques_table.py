@@ -5,8 +5,11 @@ for zoo models with no technique, each technique alone and all together, with ac
     .venv/bin/python benchmarks/techniques_table.py --models lenet5 --samples 200
 
 Every Loihi row is the loihi plugin's emulator run and time/energy model (Davies et al. 2018;
-Blouw et al. 2019), re-costed by the technique where it changes the accounting (packing,
-offload); the NCS2 row is the ncs2 plugin's estimate for the ANN. Ratios are NCS2 / Loihi:
+Blouw et al. 2019; neurocore operations and idle power only, so a lower bound), re-costed by
+the technique where it changes the accounting (packing, offload); the NCS2 row is the ncs2
+plugin's batch-1 estimate for the ANN (fitted to QuTiBench's measured NCS2 latencies and
+power, Blott et al., ACM JETC 2019). The ratios are therefore upper bounds on Loihi's
+advantage. Ratios are NCS2 / Loihi:
 total power (static + dynamic) and energy per inference, set against the published 27x / 5x
 (Chandarana et al., IEEE IGSC 2022, arXiv:2210.05006) and 20.64x / 4.10x (Mohammadi et al.,
 Neuromorph. Comput. Eng. 2(4), 2022). Writes benchmarks/results/techniques_table.json.
