@@ -1,3 +1,4 @@
-"""Deployment techniques for a converted SNN: fewer timesteps (search and early exit), less
-spiking activity (threshold scaling, activity-aware calibration), fewer cores (packing), work
-moved to the host (offload), and the Pareto search over all of them (`search`)."""
+"""Device-independent deployment techniques: the smallest T meeting an accuracy target, the
+early-exit rule, threshold scaling and activity-aware calibration, and the resumable Pareto
+search. Device-specific ones (the loihi plugin's core packing, classifier offload and
+``neurohal optimize``) live in their plugins."""
