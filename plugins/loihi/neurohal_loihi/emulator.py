@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import attrs
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from neurohal.ir import Conv2d, Dense, Flatten, Graph, Reshape, Scale
 from neurohal_loihi import fixedpoint as fx
@@ -73,14 +73,31 @@ def conv2d_int(x: np.ndarray, weight: np.ndarray, node: Conv2d) -> np.ndarray:
 
 
 DENSE_CONV_LIMIT = 16 * 2**20
-"""A convolution whose input x output size is at most this runs as one dense matrix product
-(one large GEMM beats im2col for LeNet-sized layers); larger ones use im2col."""
+"""A convolution whose band matrix (or, failing that, whose dense matrix) has at most this many
+entries runs as matrix products; larger ones use im2col."""
+
+
+@attrs.frozen
+class Band:
+    """A convolution as one matrix product per output row: the padded input in row-major
+    (H, C, W) layout, each output row reads ``rows`` consecutive input rows (stride ``step``)
+    as one contiguous window and multiplies it by ``matrix`` ((rows * C * Wp), (O * OW)).
+
+    Only the inputs a row of outputs can see enter its product: far fewer operations than the
+    convolution's dense matrix, with no im2col copy."""
+
+    matrix: np.ndarray
+    padding: tuple[int, int, int, int]
+    rows: int
+    step: int
+    out_shape: tuple[int, int, int]
 
 
 @attrs.frozen
 class ProjectionOp:
     """A projection prepared for the emulator: the nodes to apply, and for the weighted node
-    Lava's integer weights ``2 * m`` as a matrix (dense, or a small convolution expanded)."""
+    Lava's integer weights ``2 * m`` as a matrix (dense, a convolution's band, or a large
+    convolution's kernel)."""
 
     proj: Projection
     exp: int
@@ -88,6 +105,7 @@ class ProjectionOp:
     matrix: np.ndarray | None
     kernel: np.ndarray | None
     identity: np.ndarray | None
+    band: Band | None = None
 
 
 def prepare(net: Network, proj: Projection) -> ProjectionOp:
@@ -101,7 +119,7 @@ def prepare(net: Network, proj: Projection) -> ProjectionOp:
     bound = 2 * float(np.abs(mant.astype(np.float64)).sum()) * area
     dtype = np.float32 if bound < EXACT_FLOAT32 else np.float64
     lava_w = 2 * mant.astype(dtype)
-    matrix = kernel = identity = None
+    matrix = kernel = identity = band = None
     for index, name in enumerate(proj.nodes):
         node = graph.node(name)
         if isinstance(node, Dense):
@@ -109,14 +127,57 @@ def prepare(net: Network, proj: Projection) -> ProjectionOp:
         elif isinstance(node, Conv2d):
             in_shape = graph.shape(proj.nodes[index - 1]) if index else graph.shape(proj.src)
             size_in = int(np.prod(in_shape))
-            if size_in * int(np.prod(graph.shape(name))) <= DENSE_CONV_LIMIT:
+            band = conv_band(lava_w, node, in_shape, graph.shape(name))
+            if band is None and size_in * int(np.prod(graph.shape(name))) <= DENSE_CONV_LIMIT:
                 basis = np.eye(size_in, dtype=dtype).reshape(size_in, *in_shape)
                 matrix = conv2d_int(basis, lava_w, node).reshape(size_in, -1)
-            else:
+            elif band is None:
                 kernel = lava_w
-    if matrix is None and kernel is None:
+    if matrix is None and kernel is None and band is None:
         identity = lava_w.reshape(-1)
-    return ProjectionOp(proj, exp, dtype, matrix, kernel, identity)
+    return ProjectionOp(proj, exp, dtype, matrix, kernel, identity, band)
+
+
+def conv_band(
+    weight: np.ndarray, node: Conv2d, in_shape: tuple[int, ...], out_shape: tuple[int, ...]
+) -> Band | None:
+    """The band form of a convolution (see `Band`), or None when its matrix is too large."""
+    channels, width = in_shape[0], in_shape[2]
+    padded_w = node.padding[1] + width + node.padding[3]
+    rows = (weight.shape[2] - 1) * node.dilation[0] + 1
+    size_in = rows * channels * padded_w
+    size_out = out_shape[0] * out_shape[2]
+    if size_in * size_out > DENSE_CONV_LIMIT:
+        return None
+    basis = np.eye(size_in, dtype=weight.dtype).reshape(size_in, rows, channels, padded_w)
+    unpadded = attrs.evolve(node, padding=(0, 0, 0, 0), stride=(1, node.stride[1]))
+    out = conv2d_int(basis.transpose(0, 2, 1, 3), weight, unpadded)  # (size_in, O, 1, OW)
+    return Band(
+        np.ascontiguousarray(out.reshape(size_in, size_out)),
+        node.padding,
+        rows,
+        node.stride[0],
+        (int(out_shape[0]), int(out_shape[1]), int(out_shape[2])),
+    )
+
+
+def band_product(x: np.ndarray, band: Band, dtype: type) -> np.ndarray:
+    """(M, C, H, W) values through a `Band`: (M, O, OH, OW) exact sums in ``dtype``."""
+    m, channels, height, width = x.shape
+    top, left, bottom, right = band.padding
+    padded = np.zeros((m, top + height + bottom, channels, left + width + right), dtype=dtype)
+    padded[:, top : top + height, :, left : left + width] = x.transpose(0, 2, 1, 3)
+    out_ch, out_h, out_w = band.out_shape
+    row = channels * padded.shape[3]
+    item = padded.itemsize
+    windows = as_strided(
+        padded,
+        (m, out_h, band.rows * row),
+        (padded.shape[1] * row * item, band.step * row * item, item),
+        writeable=False,
+    )
+    prod = np.matmul(windows, band.matrix)  # (M, OH, O * OW)
+    return prod.reshape(m, out_h, out_ch, out_w).transpose(0, 2, 1, 3)
 
 
 def project(graph: Graph, op: ProjectionOp, spikes: np.ndarray) -> np.ndarray:
@@ -136,16 +197,23 @@ def project(graph: Graph, op: ProjectionOp, spikes: np.ndarray) -> np.ndarray:
         elif isinstance(node, (Flatten, Reshape)):
             x = x.reshape(x.shape[0], *graph.shape(name))
         elif isinstance(node, (Dense, Conv2d)):
-            if op.matrix is not None:
+            if op.band is not None:
+                x = band_product(x, op.band, op.dtype)
+            elif op.matrix is not None:
                 x = x.reshape(x.shape[0], -1).astype(op.dtype) @ op.matrix
             else:
                 x = conv2d_int(x.astype(op.dtype), op.kernel, node)
     if op.identity is not None and first_scale is None:
         x = x.astype(op.dtype) * op.identity[0]
-    # x holds exact integers; scaling by 2**exp is exact in floating point and floor is the
-    # arithmetic right shift of Lava's integer sum
-    scaled = np.floor(x.reshape(x.shape[0], -1) * op.dtype(2.0**op.exp))
-    return scaled.astype(np.int32)
+    # x holds exact integers (below 2**24 in float32, 2**53 in float64): the conversion is
+    # exact, and Lava's shift of the sum by the weight exponent is an integer shift (``>>``
+    # is the arithmetic right shift, i.e. floor)
+    total = x.reshape(x.shape[0], -1).astype(np.int64 if op.dtype is np.float64 else np.int32)
+    if op.exp >= 0:
+        total <<= op.exp
+    else:
+        total >>= -op.exp
+    return total.astype(np.int32, copy=False)
 
 
 def _times_channels(x: np.ndarray, factors: np.ndarray) -> np.ndarray:
@@ -165,7 +233,9 @@ def step_layer(
     """Run one layer's neurons through all steps: spikes (steps, B, N) int8 and final v.
 
     ``a_in`` (steps, B, N) int32 is the synaptic input, None for a layer with none. The
-    24-bit wrap of u and the saturation of v are applied only when they can occur.
+    24-bit wrap of u and the saturation of v are applied only when they can occur. The
+    current (u, wrapped) and the bias are summed for all steps at once before the loop: v
+    receives both before it is saturated, so adding them first is the same integer sum.
     """
     batch = bias_eff.shape[0]
     dv = int(net.value(layer.name, "dv"))
@@ -176,24 +246,30 @@ def step_layer(
     bias = np.ascontiguousarray(bias_eff, dtype=v.dtype)
     spikes = np.empty((steps, batch, layer.size), dtype=np.int8)
     peak_in = 0 if a_in is None else int(np.abs(a_in).max(initial=0)) << fx.ACT_SHIFT
-    may_wrap = peak_in > fx.WRAP
     bound = max(abs(int(start.max(initial=0))), abs(int(start.min(initial=0))), vth_eff)
     may_saturate = bound + (steps + 1) * (peak_in + int(np.abs(bias).max(initial=0))) > fx.V_LIMIT
+    if a_in is None:
+        drive = np.broadcast_to(bias, (steps, *bias.shape))
+    else:
+        # current: du = 4095 (+1 offset) clears u, so u is this step's input alone
+        u = np.left_shift(a_in, fx.ACT_SHIFT)
+        if peak_in > fx.WRAP:
+            u = fx.wrap_current(u.astype(np.int64))
+        drive = u.astype(v.dtype, copy=False)
+        drive += bias
+    reset = v.dtype.type(vth_eff) if subtract else v.dtype.type(0)
+    kept = np.empty(v.shape, dtype=bool)
     for t in range(steps):
         if dv:
             v = fx.decay(v, dv)
-        v += bias
-        if a_in is not None:
-            # current: du = 4095 (+1 offset) clears u, so u is this step's input alone
-            u = np.left_shift(a_in[t], fx.ACT_SHIFT)
-            v += fx.wrap_current(u.astype(np.int64)).astype(v.dtype) if may_wrap else u
+        v += drive[t]
         if may_saturate:
             np.clip(v, -fx.V_LIMIT, fx.V_LIMIT, out=v)
         fired = np.greater(v, vth_eff, out=spikes[t].view(bool))
         if subtract:
-            v -= fired * v.dtype.type(vth_eff)
+            v -= fired * reset
         else:
-            v[fired] = 0
+            v *= np.logical_not(fired, out=kept)
     return spikes, v.astype(np.int64)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurohal import reference
+from neurohal import ir, reference
 from neurohal.errors import DeviceUnavailableError, InputError
 from neurohal.testing import check_device
 from neurohal.testing.cases import conformance_cases
+from neurohal_loihi import emulator
 from neurohal_loihi.device import LoihiDevice
 
 SUPPORTED = ("spiking_dense", "spiking_conv_avgpool", "spiking_residual_add", "spiking_lif")
@@ -79,3 +80,22 @@ def test_bad_backend_and_hardware(loihi1) -> None:
         loihi1.run(art, case.inputs, 4, backend="gpu")
     with pytest.raises(DeviceUnavailableError, match="lava-loihi"):
         loihi1.run(art, case.inputs, 4, backend="hardware")
+
+
+@pytest.mark.parametrize(
+    ("stride", "padding", "dilation", "groups"),
+    [((1, 1), (0, 0, 0, 0), (1, 1), 1), ((2, 1), (1, 2, 0, 1), (1, 2), 2)],
+)
+def test_conv_band_product_equals_reference_conv(stride, padding, dilation, groups) -> None:
+    """The band form of a convolution (one GEMM per output row) sums exactly what the
+    reference interpreter's cross-correlation does, for strides, padding, dilation, groups."""
+    rng = np.random.default_rng(3)
+    weight = rng.integers(-128, 128, size=(4, 4 // groups, 3, 2)).astype(np.float32) * 2
+    node = ir.Conv2d(
+        name="c", weight=weight, stride=stride, padding=padding, dilation=dilation, groups=groups
+    )
+    x = rng.integers(0, 5, size=(3, 4, 9, 8)).astype(np.float32)
+    want = reference.apply(node, {"input": x.astype(np.float64)})
+    band = emulator.conv_band(weight, node, x.shape[1:], want.shape[1:])
+    got = emulator.band_product(x, band, np.float32)
+    np.testing.assert_array_equal(got, want)
