@@ -36,6 +36,8 @@ STEP_ELEMENT_BUDGET = 1 << 22
 STATEFUL = (ir.IF, ir.LIF, ir.CubaLIF, ir.Readout)
 BINARY_KEEPING = (ir.Output, ir.Flatten, ir.Reshape, ir.Concat, ir.MaxPool2d, ir.ReLU)
 """Nodes whose output holds only 0 and 1 when every input does."""
+FRESH = (ir.Dense, ir.Conv2d, ir.AvgPool2d)
+"""Nodes whose kernel returns a new tensor that shares memory with nothing else."""
 
 
 @attrs.frozen
@@ -173,7 +175,8 @@ def _run_chunk(
             values[node.name], per_step = st["static"]
             _accumulate(counters[node.name], per_step, clock.steps or 1)
         else:
-            values[node.name] = _evaluate(node, program, ports, st, clock)
+            owned = _owned(program, node, srcs, values, left, keep)
+            values[node.name] = _evaluate(node, program, ports, st, clock, owned)
             counts = _count(node, program, ports, values[node.name], clock)
             _accumulate(counters[node.name], counts, 1)
             if values[node.name].steps is None and not isinstance(node, STATEFUL):
@@ -185,6 +188,31 @@ def _run_chunk(
                 if left[s] == 0 and s not in keep:
                     del values[s]
     return values
+
+
+def _owned(
+    program: Program,
+    node: Node,
+    srcs: dict[str, list[str]],
+    values: Mapping[str, Value],
+    left: Mapping[str, int],
+    keep: set[str],
+) -> bool:
+    """Whether stateful ``node`` may overwrite its input tensor: a per-step value freshly made
+    by its only source, which nothing else reads. A neuron layer then writes its spikes over
+    its synaptic current instead of allocating (and page-faulting) a second large tensor."""
+    if not isinstance(node, STATEFUL):
+        return False
+    names = [s for group in srcs.values() for s in group]
+    if len(names) != 1:
+        return False
+    src = names[0]
+    return (
+        isinstance(program.graph.node(src), FRESH)
+        and values[src].steps is not None
+        and left[src] == 1
+        and src not in keep
+    )
 
 
 def _accumulate(into: dict[str, int], counts: Mapping[str, int], times: int) -> None:
@@ -235,16 +263,16 @@ def _last_step(value: Value, batch: int) -> torch.Tensor:
 
 
 def _evaluate(
-    node: Node, program: Program, ports: dict[str, Value], st: dict, clock: Clock
+    node: Node, program: Program, ports: dict[str, Value], st: dict, clock: Clock, owned: bool
 ) -> Value:
     if isinstance(node, ir.Encoder) and node.kind == "poisson":
         return _poisson(node, ports["input"], clock, program)
     x = {p: v.tensor.to(program.dtype) for p, v in ports.items()}
     steps = next(iter(ports.values())).steps
     if isinstance(node, (ir.IF, ir.LIF, ir.CubaLIF)):
-        return _neurons(node, x["input"], steps is None, st, clock)
+        return _neurons(node, x["input"], steps is None, st, clock, owned)
     if isinstance(node, ir.Readout):
-        return _readout(x["input"], steps is None, st, clock)
+        return _readout(x["input"], steps is None, st, clock, owned)
     binary = all(v.binary for v in ports.values()) and isinstance(node, BINARY_KEEPING)
     return Value(kernels.apply(node, program.params[node.name], x), steps, binary)
 
@@ -254,9 +282,15 @@ def _stepwise(x: torch.Tensor, static: bool, clock: Clock) -> torch.Tensor:
 
 
 def _neurons(
-    node: ir.IF | ir.LIF | ir.CubaLIF, x: torch.Tensor, static: bool, st: dict, clock: Clock
+    node: ir.IF | ir.LIF | ir.CubaLIF,
+    x: torch.Tensor,
+    static: bool,
+    st: dict,
+    clock: Clock,
+    owned: bool,
 ) -> Value:
-    """The membrane recurrence, step by step, exactly as the reference orders each update."""
+    """The membrane recurrence, step by step, exactly as the reference orders each update.
+    With ``owned`` (see `_owned`) step t's spikes overwrite step t's input once it is added."""
     shape = (clock.batch, *x.shape[1:])
     xs = _stepwise(x, static, clock)
     v = st.get("v")
@@ -268,7 +302,10 @@ def _neurons(
     keep_v = 1.0 - getattr(node, "decay_v", 0.0)
     keep_i = 1.0 - getattr(node, "decay_i", 0.0)
     thr = node.v_threshold
-    out = torch.empty((clock.steps, *shape), dtype=x.dtype, device=x.device)
+    if owned and not static:
+        out = xs
+    else:
+        out = torch.empty((clock.steps, *shape), dtype=x.dtype, device=x.device)
     for t in range(clock.steps):
         xt = xs if static else xs[t]
         if isinstance(node, ir.CubaLIF):
@@ -288,14 +325,17 @@ def _neurons(
     return Value(out.reshape(-1, *shape[1:]), clock.steps, binary=True)
 
 
-def _readout(x: torch.Tensor, static: bool, st: dict, clock: Clock) -> Value:
-    """The running mean of the input: sum so far / steps so far."""
+def _readout(x: torch.Tensor, static: bool, st: dict, clock: Clock, owned: bool) -> Value:
+    """The running mean of the input: sum so far / steps so far (over the input if ``owned``)."""
     shape = (clock.batch, *x.shape[1:])
     xs = _stepwise(x, static, clock)
     total = st.get("sum")
     if total is None:
         total = torch.zeros(shape, dtype=x.dtype, device=x.device)
-    out = torch.empty((clock.steps, *shape), dtype=x.dtype, device=x.device)
+    if owned and not static:
+        out = xs
+    else:
+        out = torch.empty((clock.steps, *shape), dtype=x.dtype, device=x.device)
     for t in range(clock.steps):
         total.add_(xs if static else xs[t])
         torch.div(total, clock.t0 + t + 1, out=out[t])

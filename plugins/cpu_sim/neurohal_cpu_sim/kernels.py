@@ -97,7 +97,9 @@ def apply(node: Node, p: Params, ports: Mapping[str, torch.Tensor]) -> torch.Ten
         )
         return y if node.bias is None else y.add_(p["bias"].reshape(1, -1, 1, 1))
     if isinstance(node, ir.AvgPool2d):
-        return _window_sum(x, node) / (node.kernel[0] * node.kernel[1])
+        area = node.kernel[0] * node.kernel[1]
+        total = _window_sum(x, node)  # a new tensor unless the window is one element
+        return total.div_(area) if area > 1 else total / 1
     if isinstance(node, ir.SumPool2d):
         return _window_sum(x, node)
     if isinstance(node, ir.MaxPool2d):

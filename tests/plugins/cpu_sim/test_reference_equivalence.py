@@ -50,6 +50,24 @@ def test_float64_matches_the_reference_step_by_step(cpu_sim, example, options):
     assert got.result.timesteps == example.timesteps
 
 
+@pytest.mark.parametrize("options", [{}, STREAMED], ids=["one_batch", "streamed"])
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
+def test_float64_spike_trains_when_synaptic_currents_are_not_kept(cpu_sim, example, options):
+    """Recording only the event nodes lets a neuron layer reuse its synaptic current's memory
+    for its spikes (nothing else reads the current): the spike trains must not change."""
+    graph = example.graph
+    names = [n.name for n in graph.nodes if _is_event(n)]
+    want = reference.run(graph, example.inputs, example.timesteps, record=names)
+    artifact = cpu_sim.compile(graph, dtype="float64", **options)
+    got = cpu_sim.trace(artifact, example.inputs, example.timesteps, record=names)
+
+    for name in names:
+        np.testing.assert_array_equal(got.records[name], want.records[name], err_msg=name)
+    for name, value in want.outputs.items():
+        np.testing.assert_allclose(got.result.outputs[name], value, rtol=1e-12, atol=1e-12)
+    assert got.result.counters == want.counters
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
 def test_spike_trains_are_not_trivial(example):
     """The examples exercise thresholds: every neuron layer spikes, but not always."""
