@@ -180,8 +180,11 @@ def band_product(x: np.ndarray, band: Band, dtype: type) -> np.ndarray:
     return prod.reshape(m, out_h, out_ch, out_w).transpose(0, 2, 1, 3)
 
 
-def project(graph: Graph, op: ProjectionOp, spikes: np.ndarray) -> np.ndarray:
-    """Dense output of a projection for each row of ``spikes`` (M, *src_shape): int32 (M, N).
+def project(
+    graph: Graph, op: ProjectionOp, spikes: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Dense output of a projection for each row of ``spikes`` (M, *src_shape): int32 (M, N),
+    written into ``out`` (contiguous (M, N) int32) when given.
 
     The sum is of Lava's weights ``2 * m``; the weight exponent is applied to the whole sum.
     """
@@ -208,12 +211,16 @@ def project(graph: Graph, op: ProjectionOp, spikes: np.ndarray) -> np.ndarray:
     # x holds exact integers (below 2**24 in float32, 2**53 in float64): the conversion is
     # exact, and Lava's shift of the sum by the weight exponent is an integer shift (``>>``
     # is the arithmetic right shift, i.e. floor)
-    total = x.reshape(x.shape[0], -1).astype(np.int64 if op.dtype is np.float64 else np.int32)
+    total = out if out is not None else np.empty((x.shape[0], x[0].size), dtype=np.int32)
+    wide = total if op.dtype is np.float32 else np.empty(total.shape, dtype=np.int64)
+    np.copyto(wide.reshape(x.shape), x, casting="unsafe")
     if op.exp >= 0:
-        total <<= op.exp
+        wide <<= op.exp
     else:
-        total >>= -op.exp
-    return total.astype(np.int32, copy=False)
+        wide >>= -op.exp
+    if wide is not total:
+        np.copyto(total, wide, casting="unsafe")
+    return total
 
 
 def _times_channels(x: np.ndarray, factors: np.ndarray) -> np.ndarray:
@@ -232,10 +239,10 @@ def step_layer(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run one layer's neurons through all steps: spikes (steps, B, N) int8 and final v.
 
-    ``a_in`` (steps, B, N) int32 is the synaptic input, None for a layer with none. The
-    24-bit wrap of u and the saturation of v are applied only when they can occur. The
-    current (u, wrapped) and the bias are summed for all steps at once before the loop: v
-    receives both before it is saturated, so adding them first is the same integer sum.
+    ``a_in`` (steps, B, N) int32 is the synaptic input (overwritten here), None for a layer
+    with none. The 24-bit wrap of u and the saturation of v are applied only when they can
+    occur. The current (u, wrapped) and the bias are summed for all steps at once before the
+    loop: v receives both before it is saturated, so adding them first is the same sum.
     """
     batch = bias_eff.shape[0]
     dv = int(net.value(layer.name, "dv"))
@@ -245,18 +252,19 @@ def step_layer(
     v = np.array(np.broadcast_to(start, (batch, layer.size)), dtype=np.int64 if dv else np.int32)
     bias = np.ascontiguousarray(bias_eff, dtype=v.dtype)
     spikes = np.empty((steps, batch, layer.size), dtype=np.int8)
-    peak_in = 0 if a_in is None else int(np.abs(a_in).max(initial=0)) << fx.ACT_SHIFT
-    bound = max(abs(int(start.max(initial=0))), abs(int(start.min(initial=0))), vth_eff)
-    may_saturate = bound + (steps + 1) * (peak_in + int(np.abs(bias).max(initial=0))) > fx.V_LIMIT
     if a_in is None:
         drive = np.broadcast_to(bias, (steps, *bias.shape))
+        high, low = int(bias.max(initial=0)), int(bias.min(initial=0))
     else:
         # current: du = 4095 (+1 offset) clears u, so u is this step's input alone
-        u = np.left_shift(a_in, fx.ACT_SHIFT)
-        if peak_in > fx.WRAP:
-            u = fx.wrap_current(u.astype(np.int64))
-        drive = u.astype(v.dtype, copy=False)
+        if int(np.abs(a_in).max(initial=0)) << fx.ACT_SHIFT > fx.WRAP:
+            drive = fx.wrap_current(np.left_shift(a_in.astype(np.int64), fx.ACT_SHIFT))
+            drive = drive.astype(v.dtype)
+        else:
+            drive = np.left_shift(a_in, fx.ACT_SHIFT, out=a_in).astype(v.dtype, copy=False)
         drive += bias
+        high, low = int(drive.max(initial=0)), int(drive.min(initial=0))
+    may_saturate = not _within_v_range(start, vth_eff, subtract, high, low, steps)
     reset = v.dtype.type(vth_eff) if subtract else v.dtype.type(0)
     kept = np.empty(v.shape, dtype=bool)
     for t in range(steps):
@@ -271,6 +279,24 @@ def step_layer(
         else:
             v *= np.logical_not(fired, out=kept)
     return spikes, v.astype(np.int64)
+
+
+def _within_v_range(
+    start: np.ndarray, vth_eff: int, subtract: bool, high: int, low: int, steps: int
+) -> bool:
+    """Whether v provably stays within +-V_LIMIT (so saturation is a no-op) for any input
+    whose per-step drive (current + bias) lies in [low, high], low <= 0 <= high.
+
+    From above: a step adds at most ``high``; a neuron above threshold fires and is reset to
+    0 or loses ``vth`` (so by subtraction v climbs by at most ``high - vth`` a step), one
+    below it is at most ``vth``; a leak only moves v towards 0. From below: a step takes at
+    most ``-low`` and a reset never leaves v negative.
+    """
+    top = max(int(start.max(initial=0)), vth_eff) + high
+    if subtract:
+        top += steps * max(0, high - vth_eff)
+    bottom = min(int(start.min(initial=0)), 0) + steps * low
+    return top <= fx.V_LIMIT and bottom >= -fx.V_LIMIT
 
 
 def run(
@@ -295,11 +321,16 @@ def run(
     for layer in net.plan.layers:
         a_in = None
         if layer.projections:
-            a_in = np.zeros((steps, batch, layer.size), dtype=np.int32)
-        for proj in layer.projections:
+            a_in = np.empty((steps, batch, layer.size), dtype=np.int32)
+            a_in[0] = 0
+            into = a_in[1:].reshape((steps - 1) * batch, layer.size)
+        for index, proj in enumerate(layer.projections):
             src = spikes[proj.src][: steps - 1]
             flat = src.reshape((steps - 1) * batch, *net.graph.shape(proj.src))
-            a_in[1:] += project(net.graph, ops[proj.key], flat).reshape(steps - 1, batch, -1)
+            if index == 0:
+                project(net.graph, ops[proj.key], flat, out=into)
+            else:
+                into += project(net.graph, ops[proj.key], flat)
         mant_b, exp_b = net.bias_parts(layer, encoded, batch)
         bias_eff = fx.bias_value(mant_b, exp_b)
         spikes[layer.name], final_v[layer.name] = step_layer(net, layer, a_in, bias_eff, steps)
