@@ -230,6 +230,10 @@ def _times_channels(x: np.ndarray, factors: np.ndarray) -> np.ndarray:
     return x * factors.reshape((1, -1) + (1,) * (x.ndim - 2))
 
 
+STEP_BLOCK = 16384
+"""Neurons stepped together through all timesteps (their v, 64 KiB as int32, stays in cache)."""
+
+
 def step_layer(
     net: Network,
     layer: Layer,
@@ -249,7 +253,8 @@ def step_layer(
     vth_eff = net.vth_eff(layer)
     subtract = net.reset(layer) == "subtract"
     start = net.value(layer.name, "v_start")
-    v = np.array(np.broadcast_to(start, (batch, layer.size)), dtype=np.int64 if dv else np.int32)
+    v = np.empty((batch, layer.size), dtype=np.int64 if dv else np.int32)
+    v[...] = start
     bias = np.ascontiguousarray(bias_eff, dtype=v.dtype)
     spikes = np.empty((steps, batch, layer.size), dtype=np.int8)
     if a_in is None:
@@ -266,18 +271,25 @@ def step_layer(
         high, low = int(drive.max(initial=0)), int(drive.min(initial=0))
     may_saturate = not _within_v_range(start, vth_eff, subtract, high, low, steps)
     reset = v.dtype.type(vth_eff) if subtract else v.dtype.type(0)
-    kept = np.empty(v.shape, dtype=bool)
-    for t in range(steps):
-        if dv:
-            v = fx.decay(v, dv)
-        v += drive[t]
-        if may_saturate:
-            np.clip(v, -fx.V_LIMIT, fx.V_LIMIT, out=v)
-        fired = np.greater(v, vth_eff, out=spikes[t].view(bool))
-        if subtract:
-            v -= fired * reset
-        else:
-            v *= np.logical_not(fired, out=kept)
+    flat_v = v.reshape(-1)  # a view: v is contiguous
+    flat_drive = drive.reshape(steps, -1)
+    fired_all = spikes.reshape(steps, -1).view(bool)
+    kept = np.empty(min(STEP_BLOCK, flat_v.size), dtype=bool)
+    # neurons are independent: all steps of one block of them at a time keep its v in cache
+    for lo in range(0, flat_v.size, STEP_BLOCK):
+        block = flat_v[lo : lo + STEP_BLOCK]
+        keep = kept[: block.size]
+        for t in range(steps):
+            if dv:
+                block[...] = fx.decay(block, dv)
+            block += flat_drive[t, lo : lo + STEP_BLOCK]
+            if may_saturate:
+                np.clip(block, -fx.V_LIMIT, fx.V_LIMIT, out=block)
+            fired = np.greater(block, vth_eff, out=fired_all[t, lo : lo + STEP_BLOCK])
+            if subtract:
+                block -= fired * reset
+            else:
+                block *= np.logical_not(fired, out=keep)
     return spikes, v.astype(np.int64)
 
 
