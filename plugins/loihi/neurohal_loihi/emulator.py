@@ -269,7 +269,7 @@ def step_layer(
             drive = np.left_shift(a_in, fx.ACT_SHIFT, out=a_in).astype(v.dtype, copy=False)
         drive += bias
         high, low = int(drive.max(initial=0)), int(drive.min(initial=0))
-    may_saturate = not _within_v_range(start, vth_eff, subtract, high, low, steps)
+    clip_high, clip_low = _saturation_risk(start, vth_eff, subtract, high, low, steps)
     reset = v.dtype.type(vth_eff) if subtract else v.dtype.type(0)
     flat_v = v.reshape(-1)  # a view: v is contiguous
     flat_drive = drive.reshape(steps, -1)
@@ -283,8 +283,10 @@ def step_layer(
             if dv:
                 block[...] = fx.decay(block, dv)
             block += flat_drive[t, lo : lo + STEP_BLOCK]
-            if may_saturate:
-                np.clip(block, -fx.V_LIMIT, fx.V_LIMIT, out=block)
+            if clip_high:
+                np.minimum(block, fx.V_LIMIT, out=block)
+            if clip_low:
+                np.maximum(block, -fx.V_LIMIT, out=block)
             fired = np.greater(block, vth_eff, out=fired_all[t, lo : lo + STEP_BLOCK])
             if subtract:
                 block -= fired * reset
@@ -293,22 +295,24 @@ def step_layer(
     return spikes, v.astype(np.int64)
 
 
-def _within_v_range(
+def _saturation_risk(
     start: np.ndarray, vth_eff: int, subtract: bool, high: int, low: int, steps: int
-) -> bool:
-    """Whether v provably stays within +-V_LIMIT (so saturation is a no-op) for any input
-    whose per-step drive (current + bias) lies in [low, high], low <= 0 <= high.
+) -> tuple[bool, bool]:
+    """Whether v may pass +V_LIMIT, and -V_LIMIT (else saturating there is a no-op), for any
+    input whose per-step drive (current + bias) lies in [low, high], low <= 0 <= high.
 
-    From above: a step adds at most ``high``; a neuron above threshold fires and is reset to
-    0 or loses ``vth`` (so by subtraction v climbs by at most ``high - vth`` a step), one
-    below it is at most ``vth``; a leak only moves v towards 0. From below: a step takes at
-    most ``-low`` and a reset never leaves v negative.
+    From above: a step adds at most ``high`` and a reset only lowers v, so v climbs at most
+    ``high`` a step; also, a neuron above threshold fires and is reset to 0 or loses ``vth``
+    (so by subtraction v climbs by at most ``high - vth`` a step), one below it is at most
+    ``vth``. A leak only moves v towards 0. From below: a step takes at most ``-low`` and a
+    reset never leaves v negative.
     """
     top = max(int(start.max(initial=0)), vth_eff) + high
     if subtract:
         top += steps * max(0, high - vth_eff)
+    top = min(top, max(int(start.max(initial=0)), 0) + steps * high)
     bottom = min(int(start.min(initial=0)), 0) + steps * low
-    return top <= fx.V_LIMIT and bottom >= -fx.V_LIMIT
+    return top > fx.V_LIMIT, bottom < -fx.V_LIMIT
 
 
 def run(
