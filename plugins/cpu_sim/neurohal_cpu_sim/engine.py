@@ -198,10 +198,10 @@ def _owned(
     left: Mapping[str, int],
     keep: set[str],
 ) -> bool:
-    """Whether stateful ``node`` may overwrite its input tensor: a per-step value freshly made
-    by its only source, which nothing else reads. A neuron layer then writes its spikes over
+    """Whether neuron layer ``node`` may overwrite its input tensor: a per-step value freshly
+    made by its only source, which nothing else reads. The layer then writes its spikes over
     its synaptic current instead of allocating (and page-faulting) a second large tensor."""
-    if not isinstance(node, STATEFUL):
+    if not isinstance(node, (ir.IF, ir.LIF, ir.CubaLIF)):
         return False
     names = [s for group in srcs.values() for s in group]
     if len(names) != 1:
@@ -272,7 +272,7 @@ def _evaluate(
     if isinstance(node, (ir.IF, ir.LIF, ir.CubaLIF)):
         return _neurons(node, x["input"], steps is None, st, clock, owned)
     if isinstance(node, ir.Readout):
-        return _readout(x["input"], steps is None, st, clock, owned)
+        return _readout(x["input"], steps is None, st, clock)
     binary = all(v.binary for v in ports.values()) and isinstance(node, BINARY_KEEPING)
     return Value(kernels.apply(node, program.params[node.name], x), steps, binary)
 
@@ -325,21 +325,20 @@ def _neurons(
     return Value(out.reshape(-1, *shape[1:]), clock.steps, binary=True)
 
 
-def _readout(x: torch.Tensor, static: bool, st: dict, clock: Clock, owned: bool) -> Value:
-    """The running mean of the input: sum so far / steps so far (over the input if ``owned``)."""
+def _readout(x: torch.Tensor, static: bool, st: dict, clock: Clock) -> Value:
+    """The running mean of the input: sum so far / steps so far. The running sums are one
+    cumulative sum along time (each the previous plus this step, the reference's additions),
+    seeded with the sum carried from earlier chunks."""
     shape = (clock.batch, *x.shape[1:])
     xs = _stepwise(x, static, clock)
-    total = st.get("sum")
-    if total is None:
-        total = torch.zeros(shape, dtype=x.dtype, device=x.device)
-    if owned and not static:
-        out = xs
-    else:
-        out = torch.empty((clock.steps, *shape), dtype=x.dtype, device=x.device)
-    for t in range(clock.steps):
-        total.add_(xs if static else xs[t])
-        torch.div(total, clock.t0 + t + 1, out=out[t])
-    st["sum"] = total
+    first = xs if static else xs[0]
+    if "sum" in st:
+        first = st["sum"] + first
+    rest = xs.expand(clock.steps - 1, *shape) if static else xs[1:]
+    sums = torch.cumsum(torch.cat([first.unsqueeze(0), rest]), dim=0)
+    st["sum"] = sums[-1].clone()
+    counts = torch.arange(clock.t0 + 1, clock.t0 + clock.steps + 1, dtype=x.dtype, device=x.device)
+    out = sums.div_(counts.reshape(-1, *(1,) * len(shape)))
     return Value(out.reshape(-1, *shape[1:]), clock.steps)
 
 
