@@ -262,13 +262,16 @@ def step_layer(
         high, low = int(bias.max(initial=0)), int(bias.min(initial=0))
     else:
         # current: du = 4095 (+1 offset) clears u, so u is this step's input alone
-        if int(np.abs(a_in).max(initial=0)) << fx.ACT_SHIFT > fx.WRAP:
+        high_in, low_in = int(a_in.max(initial=0)), int(a_in.min(initial=0))
+        if max(high_in, -low_in) << fx.ACT_SHIFT > fx.WRAP:
             drive = fx.wrap_current(np.left_shift(a_in.astype(np.int64), fx.ACT_SHIFT))
             drive = drive.astype(v.dtype)
+            high_in, low_in = fx.WRAP >> fx.ACT_SHIFT, -fx.WRAP >> fx.ACT_SHIFT
         else:
             drive = np.left_shift(a_in, fx.ACT_SHIFT, out=a_in).astype(v.dtype, copy=False)
         drive += bias
-        high, low = int(drive.max(initial=0)), int(drive.min(initial=0))
+        high = (high_in << fx.ACT_SHIFT) + int(bias.max(initial=0))
+        low = (low_in << fx.ACT_SHIFT) + int(bias.min(initial=0))
     clip_high, clip_low = _saturation_risk(start, vth_eff, subtract, high, low, steps)
     reset = v.dtype.type(vth_eff) if subtract else v.dtype.type(0)
     flat_v = v.reshape(-1)  # a view: v is contiguous
