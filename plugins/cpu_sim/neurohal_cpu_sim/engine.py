@@ -273,8 +273,9 @@ def _evaluate(
         return _neurons(node, x["input"], steps is None, st, clock, owned)
     if isinstance(node, ir.Readout):
         return _readout(x["input"], steps is None, st, clock)
-    binary = all(v.binary for v in ports.values()) and isinstance(node, BINARY_KEEPING)
-    return Value(kernels.apply(node, program.params[node.name], x), steps, binary)
+    spikes = all(v.binary for v in ports.values())
+    y = kernels.apply(node, program.params[node.name], x, spikes)
+    return Value(y, steps, spikes and isinstance(node, BINARY_KEEPING))
 
 
 def _stepwise(x: torch.Tensor, static: bool, clock: Clock) -> torch.Tensor:
