@@ -11,6 +11,7 @@ from neurohal.testing import check_device
 from neurohal.testing.cases import conformance_cases
 from neurohal_loihi import emulator
 from neurohal_loihi.device import LoihiDevice
+from neurohal_loihi.lowering import Layer
 
 SUPPORTED = ("spiking_dense", "spiking_conv_avgpool", "spiking_residual_add", "spiking_lif")
 
@@ -99,3 +100,55 @@ def test_conv_band_product_equals_reference_conv(stride, padding, dilation, grou
     band = emulator.conv_band(weight, node, x.shape[1:], want.shape[1:])
     got = emulator.band_product(x, band, np.float32)
     np.testing.assert_array_equal(got, want)
+
+
+class _OneLayer:
+    """Just what `emulator.step_layer` reads of a Network, for one layer."""
+
+    def __init__(self, vth: int, start: np.ndarray, reset: str) -> None:
+        self.vth, self.start, self.kind = vth, start, reset
+
+    def value(self, layer: str, field: str) -> np.ndarray:
+        return np.asarray({"dv": 0, "v_start": self.start}[field])
+
+    def vth_eff(self, layer) -> int:
+        return self.vth << 6
+
+    def reset(self, layer) -> str:
+        return self.kind
+
+
+def _lava_lif_scalar(a_in, bias, start, vth_eff, subtract):
+    """Lava's PyLifModelBitAcc for one neuron, written out step by step (no leak)."""
+    v, spikes = int(start), []
+    for a in a_in:
+        v += int(bias) + (int(a) << 6)
+        v = max(-(2**23 - 1), min(2**23 - 1, v))
+        fired = v > vth_eff
+        spikes.append(int(fired))
+        if fired:
+            v = v - vth_eff if subtract else 0
+    return spikes, v
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_step_layer_saturates_as_lava(reset) -> None:
+    """Drives that push v past +-(2**23 - 1) (the clip) and that fire every step, against
+    Lava's neuron update written out per neuron."""
+    rng = np.random.default_rng(5)
+    steps, batch, size = 12, 3, 4
+    a_in = rng.integers(-(2**16), 2**16, size=(steps, batch, size)).astype(np.int32)
+    a_in[:, 0] = 2**16 - 1  # keeps climbing
+    a_in[:, 1] = -(2**16)  # falls to the floor
+    bias = rng.integers(-4095, 4096, size=(batch, size)) << 7
+    start = rng.integers(-(2**20), 2**20, size=size)
+    net = _OneLayer(2048, start, reset)
+    layer = Layer(name="n", kind="neuron", shape=(size,), projections=(), host=False, delay=0)
+    spikes, v = emulator.step_layer(net, layer, a_in.copy(), bias, steps)
+    for b in range(batch):
+        for n in range(size):
+            want_s, want_v = _lava_lif_scalar(
+                a_in[:, b, n], bias[b, n], start[n], 2048 << 6, reset == "subtract"
+            )
+            assert spikes[:, b, n].tolist() == want_s
+            assert v[b, n] == want_v
