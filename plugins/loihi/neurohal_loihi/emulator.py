@@ -35,16 +35,17 @@ class EmulatorResult:
 
 
 def sum_pool(
-    x: np.ndarray, kernel: tuple[int, int], padding: tuple[int, int, int, int]
+    x: np.ndarray, kernel: tuple[int, int], padding: tuple[int, int, int, int], peak: int = 255
 ) -> np.ndarray:
     """Non-overlapping window sums (stride == kernel) of (M, C, H, W) values, as kh * kw adds
-    of strided views (much faster than a reduction over small axes)."""
+    of strided views (much faster than a reduction over small axes). Integer sums are int8
+    when ``peak`` (the largest value of x) times the window area fits, else int16."""
     top, left, bottom, right = padding
     if any(padding):
         x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     kh, kw = kernel
     oh, ow = x.shape[2] // kh, x.shape[3] // kw
-    dtype = x.dtype if x.dtype.kind == "f" else np.int16
+    dtype = x.dtype if x.dtype.kind == "f" else np.int16 if peak * kh * kw > 127 else np.int8
     total = np.zeros((x.shape[0], x.shape[1], oh, ow), dtype=dtype)
     for a in range(kh):
         for b in range(kw):
@@ -189,6 +190,7 @@ def project(
     The sum is of Lava's weights ``2 * m``; the weight exponent is applied to the whole sum.
     """
     x = spikes
+    peak = 1  # spikes are 0 or 1
     # an identity route's (per-channel) weight applies where its first Scale stood
     first_scale = next((n for n in op.proj.nodes if isinstance(graph.node(n), Scale)), None)
     for name in op.proj.nodes:
@@ -196,7 +198,8 @@ def project(
         if op.identity is not None and name == first_scale:
             x = _times_channels(x.astype(op.dtype), op.identity)
         if isinstance(node, POOLS):
-            x = sum_pool(x, node.kernel, node.padding)
+            x = sum_pool(x, node.kernel, node.padding, peak)
+            peak *= node.kernel[0] * node.kernel[1]
         elif isinstance(node, (Flatten, Reshape)):
             x = x.reshape(x.shape[0], *graph.shape(name))
         elif isinstance(node, (Dense, Conv2d)):
