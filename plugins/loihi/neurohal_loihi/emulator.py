@@ -2,8 +2,9 @@
 
 It runs layer by layer over the whole run: a projection maps all of its source layer's spikes
 (every step, every sample) at once with integer arithmetic (pooled sums, then the int8 weights
-by BLAS in floating point, exact because every partial sum stays below 2**24 or uses float64),
-then each layer's neurons step through time with Lava's integer update (see `fixedpoint`).
+by BLAS in floating point, exact because every partial sum stays below 2**24 or uses float64;
+a convolution in its band form, see `Band`), then each layer's neurons step through time with
+Lava's integer update (see `fixedpoint`), a cache-sized block of neurons at a time.
 Projections deliver one step later, as Lava's Dense does.
 """
 
