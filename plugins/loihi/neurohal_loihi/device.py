@@ -34,7 +34,7 @@ from neurohal.ir import Graph
 from neurohal.reference import check_timesteps, normalize_inputs
 from neurohal_loihi import emulator, energy, worker
 from neurohal_loihi.chips import CHIPS
-from neurohal_loihi.counters import count, fanout
+from neurohal_loihi.counters import count, fanout, spike_counts
 from neurohal_loihi.hostside import encoder_inputs
 from neurohal_loihi.lowering import lower, node_problems
 from neurohal_loihi.mapping import resource_report
@@ -215,9 +215,9 @@ class LoihiDevice(Device):
         else:
             outputs, spikes, saturated, run_steps = _run_emulator(net, values, steps, batch)
         fanouts = {p.key: fanout(net.graph, p, net.weights(p)[0]) for p in net.plan.projections}
-        counters = count(net.graph, net.plan, spikes, fanouts)
+        per_neuron = {k: spike_counts(s) for k, s in spikes.items()}
+        counters = count(net.graph, net.plan, spikes, per_neuron, fanouts)
         notes = _notes(artifact, backend, steps, run_steps, saturated)
-        per_neuron = {k: s.sum(axis=(0, 1), dtype=np.int64) for k, s in spikes.items()}
         synops = {
             la.name: sum(int(per_neuron[p.src] @ fanouts[p.key]) for p in la.projections)
             for la in net.plan.layers
@@ -260,7 +260,7 @@ class LoihiDevice(Device):
         )
         chip = CHIPS[str(artifact.options["chip"])]
         run_steps = next(iter(spikes.values())).shape[0]
-        per_neuron = {k: s.sum(axis=(0, 1), dtype=np.int64) for k, s in spikes.items()}
+        per_neuron = {k: spike_counts(s) for k, s in spikes.items()}
         messages = {k: v["destination_cores"] for k, v in artifact.report["layers"].items()}
         est = energy.estimate(
             result.counters,
@@ -295,13 +295,14 @@ def _run_emulator(net: Network, values: dict[str, np.ndarray], steps: int, batch
     widest = max(la.size for la in net.plan.layers)
     chunk = max(1, CHUNK_BYTES // (run_steps * widest * 12))
     ops = {p.key: emulator.prepare(net, p) for p in net.plan.projections}
+    spikes = {la.name: np.empty((run_steps, batch, la.size), np.int8) for la in net.plan.layers}
     parts = []
     for start in range(0, batch, chunk):
         part = {k: v[start : start + chunk] for k, v in values.items()}
         n = len(next(iter(part.values())))
-        parts.append(emulator.run(net, encoder_inputs(net.graph, part), steps, n, ops))
+        into = {k: s[:, start : start + n] for k, s in spikes.items()}
+        parts.append(emulator.run(net, encoder_inputs(net.graph, part), steps, n, ops, into))
     outputs = {k: np.concatenate([p.outputs[k] for p in parts]) for k in parts[0].outputs}
-    spikes = {k: np.concatenate([p.spikes[k] for p in parts], axis=1) for k in parts[0].spikes}
     saturated = {k: sum(p.saturated[k] for p in parts) for k in parts[0].saturated}
     return outputs, spikes, saturated, run_steps
 

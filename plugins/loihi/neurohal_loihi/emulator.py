@@ -244,13 +244,17 @@ def step_layer(
     a_in: np.ndarray | None,
     bias_eff: np.ndarray,
     steps: int,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run one layer's neurons through all steps: spikes (steps, B, N) int8 and final v.
 
     ``a_in`` (steps, B, N) int32 is the synaptic input (overwritten here), None for a layer
-    with none. The 24-bit wrap of u and the saturation of v are applied only when they can
-    occur. The current (u, wrapped) and the bias are summed for all steps at once before the
-    loop: v receives both before it is saturated, so adding them first is the same sum.
+    with none. The spikes are written into ``out`` when given (a (steps, B, N) int8 array or a
+    batch slice of one, each step's (B, N) block contiguous).
+
+    The 24-bit wrap of u and the saturation of v are applied only when they can occur. The
+    current (u, wrapped) and the bias are summed for all steps at once before the loop: v
+    receives both before it is saturated, so adding them first is the same sum.
     """
     batch = bias_eff.shape[0]
     dv = int(net.value(layer.name, "dv"))
@@ -260,7 +264,7 @@ def step_layer(
     v = np.empty((batch, layer.size), dtype=np.int64 if dv else np.int32)
     v[...] = start
     bias = np.ascontiguousarray(bias_eff, dtype=v.dtype)
-    spikes = np.empty((steps, batch, layer.size), dtype=np.int8)
+    spikes = np.empty((steps, batch, layer.size), dtype=np.int8) if out is None else out
     if a_in is None:
         drive = np.broadcast_to(bias, (steps, *bias.shape))
         high, low = int(bias.max(initial=0)), int(bias.min(initial=0))
@@ -328,10 +332,13 @@ def run(
     timesteps: int,
     batch: int,
     ops: Mapping[str, ProjectionOp] | None = None,
+    spikes_out: Mapping[str, np.ndarray] | None = None,
 ) -> EmulatorResult:
     """Emulate ``timesteps`` effective steps (plus the readout delay) on a batch.
 
     ``ops`` are the prepared projections (by projection key), made here when not given.
+    ``spikes_out`` gives, per layer, the (steps, batch, N) int8 array (or batch slice of a
+    larger one) to write its spikes into, so a caller running chunks of a batch copies nothing.
     """
     if ops is None:
         ops = {p.key: prepare(net, p) for p in net.plan.projections}
@@ -356,7 +363,8 @@ def run(
                 into += project(net.graph, ops[proj.key], flat)
         mant_b, exp_b = net.bias_parts(layer, encoded, batch)
         bias_eff = fx.bias_value(mant_b, exp_b)
-        spikes[layer.name], final_v[layer.name] = step_layer(net, layer, a_in, bias_eff, steps)
+        out = None if spikes_out is None else spikes_out[layer.name]
+        spikes[layer.name], final_v[layer.name] = step_layer(net, layer, a_in, bias_eff, steps, out)
         if layer.kind == "readout":
             saturated[layer.name] = int(spikes[layer.name].sum())
             readouts[layer.name] = net.readout(layer, final_v[layer.name], bias_eff, steps)
