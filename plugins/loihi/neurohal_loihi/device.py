@@ -36,7 +36,7 @@ from neurohal_loihi import emulator, energy, worker
 from neurohal_loihi.chips import CHIPS
 from neurohal_loihi.counters import count, fanout, spike_counts
 from neurohal_loihi.hostside import encoder_inputs
-from neurohal_loihi.lowering import lower, node_problems
+from neurohal_loihi.lowering import lower, lower_max_pools, node_problems
 from neurohal_loihi.mapping import resource_report
 from neurohal_loihi.network import Network
 from neurohal_loihi.quantize import quantize
@@ -108,7 +108,7 @@ class LoihiDevice(Device):
         )
 
     def supports(self, graph: Graph) -> SupportReport:
-        problems = node_problems(graph)
+        problems = node_problems(lower_max_pools(graph))
         return SupportReport(
             self.name,
             [
@@ -140,6 +140,7 @@ class LoihiDevice(Device):
             raise InputError(f"chip must be one of {sorted(CHIPS)}, got {chip!r}")
         if max_chips is not None and (not isinstance(max_chips, int) or max_chips < 1):
             raise InputError(f"max_chips must be a positive integer, got {max_chips!r}")
+        graph = lower_max_pools(graph)
         plan = lower(graph)
         report = resource_report(graph, plan, CHIPS[chip], max_chips)
         arrays, quant = quantize(graph, plan, int(max_timesteps))

@@ -5,9 +5,10 @@ A *layer* is a group of Loihi compartments: every IF/LIF node, and every membran
 holds only linear nodes; each route from a source layer to a destination layer is a
 *projection* (one Lava Dense process, one set of synapses on the chip). Average and sum pooling
 before the weighted node are lowered into the projection's fixed weights (Loihi has no pooling
-unit). Whatever is fed from an analog Encoder is computed on the host once per sample and
-injected as the destination layer's bias current ("input encoding layer on the host"), which is
-also how the graph's biases reach the chip.
+unit). Max pooling of spikes, which Loihi has no unit for either, becomes a layer of OR neurons
+first (`lower_max_pools`). Whatever is fed from an analog Encoder is computed on the host once
+per sample and injected as the destination layer's bias current ("input encoding layer on the
+host"), which is also how the graph's biases reach the chip.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from neurohal.ir import (
     AvgPool2d,
     Conv2d,
     Dense,
+    Edge,
     Encoder,
     Flatten,
     Graph,
     Input,
+    MaxPool2d,
     Node,
     Output,
     Readout,
@@ -92,6 +95,37 @@ class Plan:
         return tuple(p for la in self.layers for p in la.projections)
 
 
+def lower_max_pools(graph: Graph) -> Graph:
+    """Each MaxPool2d fed directly by spiking neurons as a SumPool2d (same name and window)
+    into a layer of OR neurons ``<name>.or``: IF with threshold 0.5, reset to zero, v_init 0.
+
+    On 0/1 spikes the window max is the OR of the window, and such a neuron computes exactly
+    that each step: its v is 0 before every step (reset, or never charged), rises to the window
+    sum, and crosses 0.5 when one input spiked. On the chip the OR layer adds one step of
+    delay, which the plan's delays account for like any other layer. Other MaxPool2d nodes are
+    left for `node_problems` to refuse.
+    """
+    pools = [
+        n
+        for n in graph.nodes
+        if isinstance(n, MaxPool2d)
+        and all(isinstance(graph.node(s), NEURONS) for s in graph.sources(n.name))
+    ]
+    if not pools:
+        return graph
+    nodes = list(graph.nodes)
+    edges = list(graph.edges)
+    for pool in pools:
+        summed = SumPool2d(
+            name=pool.name, kernel=pool.kernel, stride=pool.stride, padding=pool.padding
+        )
+        gate = IF(name=f"{pool.name}.or", v_threshold=0.5, reset="zero", v_init=0.0)
+        nodes = [summed if n.name == pool.name else n for n in nodes] + [gate]
+        edges = [attrs.evolve(e, src=gate.name) if e.src == pool.name else e for e in edges]
+        edges.append(Edge(pool.name, gate.name, "input"))
+    return Graph(nodes, edges, metadata=graph.metadata)
+
+
 def node_problems(graph: Graph) -> dict[str, str]:
     """Per node, why Loihi cannot run it (nodes not listed are supported)."""
     problems: dict[str, str] = {}
@@ -122,6 +156,11 @@ def _node_reason(graph: Graph, n: Node) -> str:
         return ""
     if isinstance(n, POOLS):
         return ""
+    if isinstance(n, MaxPool2d):
+        return (
+            "MaxPool2d is lowered only on spikes (fed directly by IF/LIF neurons), as a layer "
+            "of OR neurons; max pooling of currents has no Loihi equivalent"
+        )
     if isinstance(n, Encoder):
         return (
             ""

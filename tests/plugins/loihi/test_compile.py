@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurohal import ir
+from neurohal import ir, reference
 from neurohal.device import Artifact
 from neurohal.errors import InputError, UnsupportedGraphError
 from neurohal.testing.cases import conformance_cases
+from neurohal_loihi.lowering import lower_max_pools
 
 
 def _mlp(hidden: int, inputs: int = 784, outputs: int = 10) -> ir.Graph:
@@ -150,3 +151,45 @@ def test_artifact_round_trip(loihi2, tmp_path) -> None:
     assert loaded.report == art.report and loaded.options == art.options
     first = loihi2.run(art, case.inputs, 8).output()
     np.testing.assert_array_equal(first, loihi2.run(loaded, case.inputs, 8).output())
+
+
+def _pooled(pool_after: str) -> ir.Graph:
+    """A conv net with a max pool after ``pool_after`` (its IF neurons, or the conv)."""
+    rng = np.random.default_rng(3)
+    conv = ir.Conv2d(name="c1", weight=rng.normal(size=(3, 1, 3, 3)), padding=1)
+    neurons = ir.IF(name="if1", v_threshold=1.0)
+    pool = ir.MaxPool2d(name="pool", kernel=2, stride=2)
+    body = [conv, neurons, pool] if pool_after == "if1" else [conv, pool, neurons]
+    return ir.chain(
+        ir.Input(name="x", shape=(1, 6, 6)),
+        ir.Encoder(name="enc"),
+        *body,
+        ir.Flatten(name="flat"),
+        ir.Dense(name="fc", weight=rng.normal(size=(2, 27))),
+        ir.Readout(name="r"),
+        ir.Output(name="out"),
+    )
+
+
+def test_max_pool_of_spikes_lowers_to_or_neurons(loihi1) -> None:
+    graph = _pooled("if1")
+    lowered = lower_max_pools(graph)
+    assert isinstance(lowered.node("pool"), ir.SumPool2d)
+    assert lowered.node("pool.or").reset == "zero"
+    # the reference interpreter (the oracle) gives the original graph's spike trains
+    x = np.random.default_rng(4).random((3, 1, 6, 6)) * 2
+    want = reference.run(graph, x, 12, record=["pool"])
+    got = reference.run(lowered, x, 12, record=["pool.or"])
+    np.testing.assert_array_equal(got.records["pool.or"], want.records["pool"])
+    assert want.records["pool"].sum() > 0
+    np.testing.assert_array_equal(got.outputs["out"], want.outputs["out"])
+    assert loihi1.supports(graph).ok
+    art = loihi1.compile(graph)
+    assert "pool.or" in art.report["layers"]
+
+
+def test_max_pool_of_currents_refused(loihi1) -> None:
+    graph = _pooled("c1")
+    assert [n.node for n in loihi1.supports(graph).unsupported] == ["pool"]
+    with pytest.raises(UnsupportedGraphError, match="pool: MaxPool2d is lowered only on spikes"):
+        loihi1.compile(graph)

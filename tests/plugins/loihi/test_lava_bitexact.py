@@ -33,7 +33,19 @@ def _scaled_residual() -> Case:
     return Case("scaled_residual", graph.validate(), base.inputs, base.timesteps)
 
 
+def _max_pooled() -> Case:
+    """The conformance conv graph with max pooling of its spikes (lowered to OR neurons)."""
+    base = CASES["spiking_conv_avgpool"]
+    nodes = [
+        ir.MaxPool2d(name="pool", kernel=2, stride=2) if n.name == "pool" else n
+        for n in base.graph.nodes
+    ]
+    graph = ir.Graph(nodes, base.graph.edges)
+    return Case("max_pooled", graph.validate(), base.inputs, base.timesteps)
+
+
 CASES["scaled_residual"] = _scaled_residual()
+CASES["max_pooled"] = _max_pooled()
 
 
 @pytest.mark.parametrize(
@@ -45,6 +57,7 @@ CASES["scaled_residual"] = _scaled_residual()
         ("spiking_residual_add", "loihi2"),
         ("spiking_lif", "loihi2"),
         ("scaled_residual", "loihi2"),
+        ("max_pooled", "loihi1"),
     ],
 )
 def test_emulator_equals_lava(case_name: str, chip: str) -> None:
