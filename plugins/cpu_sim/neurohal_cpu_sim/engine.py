@@ -27,7 +27,7 @@ import torch
 
 from neurohal import ir
 from neurohal.ir import Graph, Node
-from neurohal_cpu_sim import kernels
+from neurohal_cpu_sim import fused, kernels
 from neurohal_cpu_sim.settings import Settings
 
 STEP_ELEMENT_BUDGET = 1 << 22
@@ -36,6 +36,8 @@ STEP_ELEMENT_BUDGET = 1 << 22
 STATEFUL = (ir.IF, ir.LIF, ir.CubaLIF, ir.Readout)
 BINARY_KEEPING = (ir.Output, ir.Flatten, ir.Reshape, ir.Concat, ir.MaxPool2d, ir.ReLU)
 """Nodes whose output holds only 0 and 1 when every input does."""
+RESHAPING = (ir.Output, ir.Flatten, ir.Reshape)
+"""Nodes whose output is their input's elements, rearranged: the same nonzero counts."""
 FRESH = (ir.Dense, ir.Conv2d, ir.AvgPool2d)
 """Nodes whose kernel returns a new tensor that shares memory with nothing else."""
 
@@ -93,6 +95,7 @@ class Program:
             for p in n.ports()
         }
         self.largest = max(math.prod(s) for s in shapes.values())
+        self.pooled = _pooled_neurons(graph, self.device)
 
     def chunks(self, steps: int, batch: int) -> list[tuple[int, int]]:
         """Balanced (t0, length) chunks covering ``steps``."""
@@ -100,6 +103,25 @@ class Program:
         count = math.ceil(steps / min(most, steps))
         bounds = [round(i * steps / count) for i in range(count + 1)]
         return [(a, b - a) for a, b in itertools.pairwise(bounds)]
+
+
+def _pooled_neurons(graph: Graph, device: torch.device) -> dict[str, Node]:
+    """Neuron layers whose spikes go only into a pool with tiling windows (CPU): the two run as
+    one fused loop (`fused.pooled_steps`) that never stores the spikes."""
+    if device.type != "cpu":
+        return {}
+    out = {}
+    for edge in graph.edges:
+        node, dst = graph.node(edge.src), graph.node(edge.dst)
+        if (
+            isinstance(node, (ir.IF, ir.LIF, ir.CubaLIF))
+            and isinstance(dst, (ir.AvgPool2d, ir.SumPool2d))
+            and kernels.tiles(dst)
+            and len(graph.sources(dst.name, "input")) == 1
+            and sum(e.src == node.name for e in graph.edges) == 1
+        ):
+            out[node.name] = dst
+    return out
 
 
 def _to(fan: torch.Tensor | int, device: torch.device) -> torch.Tensor | int:
@@ -161,6 +183,7 @@ def _run_chunk(
     keep: set[str],
 ) -> dict[str, Value]:
     values: dict[str, Value] = {}
+    ready: dict[str, Value] = {}  # pools already computed with their neuron layer
     left = Counter(program.uses)
     for node in program.order:
         if isinstance(node, ir.Input):
@@ -175,8 +198,12 @@ def _run_chunk(
             values[node.name], per_step = st["static"]
             _accumulate(counters[node.name], per_step, clock.steps or 1)
         else:
-            owned = _owned(program, node, srcs, values, left, keep)
-            values[node.name] = _evaluate(node, program, ports, st, clock, owned)
+            if node.name in ready:
+                values[node.name] = ready.pop(node.name)
+            else:
+                owned = _owned(program, node, srcs, values, left, keep)
+                pool = program.pooled.get(node.name) if node.name not in keep else None
+                values[node.name] = _evaluate(node, program, ports, st, clock, owned, pool, ready)
             counts = _count(node, program, ports, values[node.name], clock)
             _accumulate(counters[node.name], counts, 1)
             if values[node.name].steps is None and not isinstance(node, STATEFUL):
@@ -263,23 +290,92 @@ def _last_step(value: Value, batch: int) -> torch.Tensor:
 
 
 def _evaluate(
-    node: Node, program: Program, ports: dict[str, Value], st: dict, clock: Clock, owned: bool
+    node: Node,
+    program: Program,
+    ports: dict[str, Value],
+    st: dict,
+    clock: Clock,
+    owned: bool,
+    pool: Node | None,
+    ready: dict[str, Value],
 ) -> Value:
+    """The node's value over the chunk. A neuron layer with a ``pool`` (see `_pooled_neurons`)
+    runs fused with it: the pool's value goes into ``ready`` and the layer's own value is a
+    placeholder of its shape carrying its spike counts (nothing else reads it)."""
     if isinstance(node, ir.Encoder) and node.kind == "poisson":
         return _poisson(node, ports["input"], clock, program)
     x = {p: v.tensor.to(program.dtype) for p, v in ports.items()}
     steps = next(iter(ports.values())).steps
     if isinstance(node, (ir.IF, ir.LIF, ir.CubaLIF)):
+        if pool is not None and fused.usable(x["input"]):
+            return _pooled_neurons_run(node, pool, x["input"], steps is None, st, clock, ready)
         return _neurons(node, x["input"], steps is None, st, clock, owned)
     if isinstance(node, ir.Readout):
         return _readout(x["input"], steps is None, st, clock)
     spikes = all(v.binary for v in ports.values())
     y = kernels.apply(node, program.params[node.name], x, spikes)
-    return Value(y, steps, spikes and isinstance(node, BINARY_KEEPING))
+    memo = {}
+    if isinstance(node, RESHAPING) and "active" in ports["input"].memo:
+        memo["active"] = ports["input"].memo["active"].reshape(y.shape[1:])
+    return Value(y, steps, spikes and isinstance(node, BINARY_KEEPING), memo)
 
 
 def _stepwise(x: torch.Tensor, static: bool, clock: Clock) -> torch.Tensor:
     return x if static else x.reshape(clock.steps, clock.batch, *x.shape[1:])
+
+
+def _state(
+    node: ir.IF | ir.LIF | ir.CubaLIF, x: torch.Tensor, st: dict, clock: Clock
+) -> tuple[torch.Tensor, torch.Tensor | None, float, float]:
+    """The layer's membrane and current (carried in ``st``) and its keep factors."""
+    shape = (clock.batch, *x.shape[1:])
+    v = st.get("v")
+    if v is None:
+        v = torch.full(shape, node.v_init, dtype=x.dtype, device=x.device)
+    cur = st.get("i")
+    if isinstance(node, ir.CubaLIF) and cur is None:
+        cur = torch.zeros(shape, dtype=x.dtype, device=x.device)
+    st["v"], st["i"] = v, cur
+    return v, cur, 1.0 - getattr(node, "decay_v", 0.0), 1.0 - getattr(node, "decay_i", 0.0)
+
+
+def _pooled_neurons_run(
+    node: ir.IF | ir.LIF | ir.CubaLIF,
+    pool: ir.AvgPool2d | ir.SumPool2d,
+    x: torch.Tensor,
+    static: bool,
+    st: dict,
+    clock: Clock,
+    ready: dict[str, Value],
+) -> Value:
+    """A neuron layer and the tiling pool it alone feeds, fused (`fused.pooled_steps`). Its
+    state is kept flat per plane in `fused.window_order` (under keys of its own: a layer runs
+    fused in every chunk of a run or in none)."""
+    c, h, w = x.shape[1:]
+    flat = (clock.batch, c, h * w)
+    if "v_windows" not in st:
+        st["v_windows"] = torch.full(flat, node.v_init, dtype=x.dtype)
+        if isinstance(node, ir.CubaLIF):
+            st["i_windows"] = torch.zeros(flat, dtype=x.dtype)
+    pooled, spikes, active = fused.pooled_steps(
+        _stepwise(x.contiguous(), static, clock),
+        static,
+        st["v_windows"],
+        st.get("i_windows"),
+        1.0 - getattr(node, "decay_v", 0.0),
+        1.0 - getattr(node, "decay_i", 0.0),
+        node.v_threshold,
+        node.reset == "zero",
+        clock.steps,
+        (h, w),
+        pool.kernel,
+        isinstance(pool, ir.AvgPool2d),
+    )
+    ready[pool.name] = Value(
+        pooled.reshape(-1, *pooled.shape[2:]), clock.steps, memo={"active": active}
+    )
+    shape_only = torch.zeros((), dtype=x.dtype).expand(clock.steps * clock.batch, c, h, w)
+    return Value(shape_only, clock.steps, binary=True, memo={"active": spikes})
 
 
 def _neurons(
@@ -294,20 +390,35 @@ def _neurons(
     With ``owned`` (see `_owned`) step t's spikes overwrite step t's input once it is added."""
     shape = (clock.batch, *x.shape[1:])
     xs = _stepwise(x, static, clock)
-    v = st.get("v")
-    if v is None:
-        v = torch.full(shape, node.v_init, dtype=x.dtype, device=x.device)
-    cur = st.get("i")
-    if isinstance(node, ir.CubaLIF) and cur is None:
-        cur = torch.zeros(shape, dtype=x.dtype, device=x.device)
-    keep_v = 1.0 - getattr(node, "decay_v", 0.0)
-    keep_i = 1.0 - getattr(node, "decay_i", 0.0)
+    v, cur, keep_v, keep_i = _state(node, x, st, clock)
     thr = node.v_threshold
     if owned and not static:
         out = xs
     else:
         out = torch.empty((clock.steps, *shape), dtype=x.dtype, device=x.device)
-    for t in range(clock.steps):
+    memo = {}
+    if fused.usable(xs) and fused.usable(out):
+        memo["active"] = fused.neuron_steps(
+            xs, static, out, v, cur, keep_v, keep_i, thr, node.reset == "zero"
+        )
+    else:
+        _torch_steps(node, xs, static, out, v, cur, keep_v, keep_i)
+    return Value(out.reshape(-1, *shape[1:]), clock.steps, binary=True, memo=memo)
+
+
+def _torch_steps(
+    node: ir.IF | ir.LIF | ir.CubaLIF,
+    xs: torch.Tensor,
+    static: bool,
+    out: torch.Tensor,
+    v: torch.Tensor,
+    cur: torch.Tensor | None,
+    keep_v: float,
+    keep_i: float,
+) -> None:
+    """`fused.neuron_steps` as torch calls, for CUDA (and any tensor numba cannot take)."""
+    thr = node.v_threshold
+    for t in range(out.shape[0]):
         xt = xs if static else xs[t]
         if isinstance(node, ir.CubaLIF):
             cur.mul_(keep_i).add_(xt)
@@ -322,8 +433,6 @@ def _neurons(
             v.sub_(spikes, alpha=thr)
         else:
             v.masked_fill_(spikes.bool(), 0.0)
-    st["v"], st["i"] = v, cur
-    return Value(out.reshape(-1, *shape[1:]), clock.steps, binary=True)
 
 
 def _readout(x: torch.Tensor, static: bool, st: dict, clock: Clock) -> Value:

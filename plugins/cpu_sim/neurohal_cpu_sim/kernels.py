@@ -104,10 +104,15 @@ def _tiled_sum(x: torch.Tensor, node: ir.AvgPool2d | ir.SumPool2d) -> torch.Tens
     return _add_along(rows.reshape(n, c, oh, ow, kw), 4)
 
 
+def tiles(node: ir.AvgPool2d | ir.SumPool2d) -> bool:
+    """Whether the pool's windows tile its input: stride = kernel, no padding."""
+    return node.stride == node.kernel and not any(node.padding)
+
+
 def _pool_sum(x: torch.Tensor, node: ir.AvgPool2d | ir.SumPool2d, binary: bool) -> torch.Tensor:
     """Window sums, by `_tiled_sum` for spikes in tiling windows; a new tensor unless the
     window is one element."""
-    if binary and node.stride == node.kernel and not any(node.padding):
+    if binary and tiles(node):
         return _tiled_sum(x, node)
     return _window_sum(x, node)
 

@@ -1,0 +1,244 @@
+"""Fused CPU loops (numba) for the per-step work the torch kernels do in many passes.
+
+A neuron layer in torch is three elementwise calls per step, each a pass over the layer's
+state, plus a pass over the spikes to count them. `neuron_steps` makes one pass: each block of
+neurons keeps its membrane (and current) in cache through every step of the chunk, writes its
+spikes and counts them per element on the way. `tiled_pool` sums tiling windows of spikes and
+counts the nonzero sums in the same pass. Each does the reference's float operations in the
+reference's order, in the array's dtype (numba does not contract to FMA without fastmath), so
+float64 spike trains stay identical to `neurohal.reference`.
+
+Loops compile on first use and are cached on disk (``cache=True``): the first run on a machine
+pays a few seconds of compilation. Parallel loops run on numba's ``workqueue`` threading layer
+(threads that sleep when idle, so torch's OpenMP pool is not starved afterwards) with as many
+threads as torch uses.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numba
+import numpy as np
+import torch
+
+numba.config.THREADING_LAYER = "workqueue"
+
+BLOCK = 2048
+"""Neurons per parallel block: its membrane and counts stay in L1/L2 through a chunk."""
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _neuron_steps(x, x_step, out, v, cur, counts, keep_v, keep_i, thr, zero, one, cuba, reset_zero):
+    """Steps ``out.shape[0]`` of neurons ``v`` (flat) driven by ``x[t * x_step]``: CubaLIF
+    (``cuba``: current ``cur`` first) or LIF (IF: ``keep_v`` = 1, and ``v * 1`` is exact).
+    Branches sit outside the inner loops so that those vectorize."""
+    steps, m = out.shape
+    for b in numba.prange((m + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, m)
+        vb = v[lo:hi]
+        cb = counts[lo:hi]
+        ib = cur[lo:hi] if cuba else vb
+        for t in range(steps):
+            drive = x[t * x_step, lo:hi]
+            ot = out[t, lo:hi]
+            if cuba:
+                for j in range(hi - lo):
+                    ib[j] = ib[j] * keep_i + drive[j]
+                drive = ib
+            if reset_zero:
+                for j in range(hi - lo):
+                    vj = vb[j] * keep_v + drive[j]
+                    s = vj >= thr
+                    ot[j] = one if s else zero
+                    cb[j] += np.int32(s)
+                    vb[j] = zero if s else vj
+            else:
+                for j in range(hi - lo):
+                    vj = vb[j] * keep_v + drive[j]
+                    s = vj >= thr
+                    unit = one if s else zero
+                    ot[j] = unit
+                    cb[j] += np.int32(s)
+                    vb[j] = vj - thr * unit
+
+
+def neuron_steps(
+    x: torch.Tensor,
+    static: bool,
+    out: torch.Tensor,
+    v: torch.Tensor,
+    cur: torch.Tensor | None,
+    keep_v: float,
+    keep_i: float,
+    threshold: float,
+    reset_zero: bool,
+) -> torch.Tensor:
+    """Run ``out.shape[0]`` steps of an IF (``keep_v`` = 1), LIF or CubaLIF (``cur`` given)
+    layer in place on CPU tensors of one dtype.
+
+    ``x``: ``(B, *shape)`` when ``static`` (the same drive every step), else
+    ``(steps, B, *shape)``; ``out`` (may be ``x`` itself) receives the spikes; ``v`` and ``cur``
+    (CubaLIF's synaptic current, else None) are ``(B, *shape)`` state, updated. Returns the
+    spikes per element of ``shape`` over all steps and samples (int64).
+    """
+    dtype = x.numpy().dtype.type
+    steps, batch = out.shape[0], out.shape[1]
+    xs = x.numpy().reshape(1 if static else steps, -1)
+    counts = np.zeros(v.numel(), np.int32)
+    state_i = cur.numpy().reshape(-1) if cur is not None else np.zeros(1, dtype)
+    _threads()
+    _neuron_steps(
+        xs,
+        0 if static else 1,
+        out.numpy().reshape(steps, -1),
+        v.numpy().reshape(-1),
+        state_i,
+        counts,
+        dtype(keep_v),
+        dtype(keep_i),
+        dtype(threshold),
+        dtype(0),
+        dtype(1),
+        cur is not None,
+        reset_zero,
+    )
+    return torch.from_numpy(counts.reshape(batch, -1).sum(0, dtype=np.int64)).reshape(out.shape[2:])
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _pooled_steps(
+    x, x_step, out, v, cur, counts, pcounts, keep_v, keep_i, thr, zero, one, cuba, reset_zero, area
+):
+    """`_neuron_steps` on planes ``v[p]`` whose neurons are in window order (`window_order`):
+    each step's spikes stay in a plane buffer, and window element k of every window is the
+    slice ``k * Q .. (k + 1) * Q``, so the window sums into ``out[t, p]`` (Q values, divided by
+    ``area`` unless it is 0) are contiguous adds; ``pcounts[p]`` gains the nonzero sums."""
+    steps, planes, windows = out.shape
+    n = v.shape[1]
+    for p in numba.prange(planes):
+        vb = v[p]
+        cb = counts[p]
+        ib = cur[p] if cuba else vb
+        pc = pcounts[p]
+        spikes = np.empty(n, out.dtype)
+        for t in range(steps):
+            drive = x[t * x_step, p]
+            ot = out[t, p]
+            if cuba:
+                for j in range(n):
+                    ib[j] = ib[j] * keep_i + drive[j]
+                drive = ib
+            if reset_zero:
+                for j in range(n):
+                    vj = vb[j] * keep_v + drive[j]
+                    s = vj >= thr
+                    spikes[j] = one if s else zero
+                    cb[j] += np.int32(s)
+                    vb[j] = zero if s else vj
+            else:
+                for j in range(n):
+                    vj = vb[j] * keep_v + drive[j]
+                    s = vj >= thr
+                    unit = one if s else zero
+                    spikes[j] = unit
+                    cb[j] += np.int32(s)
+                    vb[j] = vj - thr * unit
+            for q in range(windows):
+                ot[q] = spikes[q]
+            for k in range(1, area.shape[0]):
+                part = spikes[k * windows : (k + 1) * windows]
+                for q in range(windows):
+                    ot[q] += part[q]
+            if area[0] > 0:
+                for q in range(windows):
+                    ot[q] = ot[q] / area[0]
+            for q in range(windows):
+                pc[q] += np.int32(ot[q] != zero)
+
+
+@functools.lru_cache(maxsize=64)
+def window_order(h: int, w: int, kh: int, kw: int) -> np.ndarray:
+    """A plane's flat positions in window order: element (a, b) of every tiling window in
+    row-major window order, for a, b in row-major order, then the positions no window covers."""
+    oh, ow = h // kh, w // kw
+    grid = np.arange(h * w).reshape(h, w)
+    inside = grid[: oh * kh, : ow * kw].reshape(oh, kh, ow, kw).transpose(1, 3, 0, 2)
+    covered = np.zeros((h, w), bool)
+    covered[: oh * kh, : ow * kw] = True
+    return np.concatenate([inside.reshape(-1), grid[~covered]])
+
+
+def pooled_steps(
+    x: torch.Tensor,
+    static: bool,
+    v: torch.Tensor,
+    cur: torch.Tensor | None,
+    keep_v: float,
+    keep_i: float,
+    threshold: float,
+    reset_zero: bool,
+    steps: int,
+    plane: tuple[int, int],
+    kernel: tuple[int, int],
+    average: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`neuron_steps` followed by sum (or, ``average``, mean) pooling over windows that tile
+    each ``plane`` (H, W) (stride = kernel, no padding), without storing the spikes.
+
+    ``x``: ``(B, C, H, W)`` when ``static``, else ``(steps, B, C, H, W)``. ``v`` and ``cur``:
+    ``(B, C, H * W)`` state in `window_order`, updated. Returns the pooled values
+    ``(steps, B, C, OH, OW)``, the spikes per neuron of ``(C, H, W)`` and the nonzero pooled
+    values per element of ``(C, OH, OW)``, both over all steps and samples (int64). Windows add
+    their 0/1 spikes exactly in any order; the mean is one division of that sum, as the
+    reference's window sum then divide."""
+    dtype = x.numpy().dtype.type
+    batch, c = v.shape[:2]
+    (h, w), (kh, kw) = plane, kernel
+    oh, ow = h // kh, w // kw
+    order = window_order(h, w, kh, kw)
+    planes = batch * c
+    drive = np.take(x.numpy().reshape(1 if static else steps, planes, h * w), order, axis=2)
+    out = np.empty((steps, planes, oh * ow), dtype)
+    counts = np.zeros((planes, h * w), np.int32)
+    pcounts = np.zeros((planes, oh * ow), np.int32)
+    state_i = cur.numpy().reshape(planes, -1) if cur is not None else np.zeros((1, 1), dtype)
+    area = np.zeros(kh * kw, dtype)
+    area[0] = kh * kw if average else 0
+    _threads()
+    _pooled_steps(
+        drive,
+        0 if static else 1,
+        out,
+        v.numpy().reshape(planes, h * w),
+        state_i,
+        counts,
+        pcounts,
+        dtype(keep_v),
+        dtype(keep_i),
+        dtype(threshold),
+        dtype(0),
+        dtype(1),
+        cur is not None,
+        reset_zero,
+        area,
+    )
+    spikes = np.empty((c, h * w), np.int64)
+    spikes[:, order] = counts.reshape(batch, c, h * w).sum(0, dtype=np.int64)
+    return (
+        torch.from_numpy(out).reshape(steps, batch, c, oh, ow),
+        torch.from_numpy(spikes).reshape(c, h, w),
+        torch.from_numpy(pcounts.reshape(batch, -1).sum(0, dtype=np.int64)).reshape(c, oh, ow),
+    )
+
+
+def _threads() -> None:
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+def usable(x: torch.Tensor) -> bool:
+    """Whether the fused loops can take ``x``: a contiguous float32/float64 CPU tensor."""
+    return (
+        x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous()
+    )
