@@ -1,0 +1,132 @@
+"""The fused CPU loops (numba) against the reference interpreter.
+
+A neuron layer whose spikes feed only a pool with tiling windows runs fused with it, its spikes
+never stored; these graphs make that happen (static and per-step drive, every neuron type and
+reset, windows that leave a remainder uncovered, sum and average pools) and check float64
+outputs, the pool's per-step values and every counter against `neurohal.reference.run`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurohal import ir, reference
+from neurohal_cpu_sim import fused
+from neurohal_cpu_sim.engine import Program
+from neurohal_cpu_sim.settings import Settings
+
+B = 3
+STREAMED = {"batch_size": 2, "time_chunk": 3}
+
+
+def _w(rng: np.random.Generator, *shape: int, gain: float = 3.0) -> np.ndarray:
+    return (rng.normal(size=shape) * gain / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+
+
+NEURONS = {
+    "if_subtract": ir.IF(name="n", v_threshold=0.7, v_init=0.2),
+    "if_zero": ir.IF(name="n", v_threshold=0.9, reset="zero"),
+    "lif_zero": ir.LIF(name="n", v_threshold=0.6, decay_v=0.25, reset="zero"),
+    "cubalif_subtract": ir.CubaLIF(name="n", v_threshold=0.5, decay_i=0.3, decay_v=0.1),
+}
+POOLS = {
+    "avg2x2": ir.AvgPool2d(name="pool", kernel=2, stride=2),
+    "sum2x3": ir.SumPool2d(name="pool", kernel=(2, 3), stride=(2, 3)),
+}
+
+
+def _graph(rng: np.random.Generator, neuron: ir.Node, pool: ir.Node, poisson: bool) -> ir.Graph:
+    """Input -> Encoder -> conv -> neuron -> pool -> dense -> readout, on 7 x 8 planes (so a
+    2 x 3 window leaves a row and two columns uncovered). An analog encoder makes the conv's
+    output, the neuron's drive, the same every step (static)."""
+    return ir.chain(
+        ir.Input(name="x", shape=(2, 7, 8)),
+        ir.Encoder(name="enc", kind="poisson" if poisson else "analog", seed=5),
+        ir.Conv2d(
+            name="conv", weight=_w(rng, 3, 2, 3, 3), bias=np.full(3, 0.1, np.float32), padding=1
+        ),
+        neuron,
+        pool,
+        ir.Flatten(name="flat"),
+        ir.Dense(name="fc", weight=_w(rng, 4, 3 * (7 // pool.kernel[0]) * (8 // pool.kernel[1]))),
+        ir.Readout(name="readout"),
+        ir.Output(name="out"),
+    )
+
+
+CASES = [(n, p, poisson) for n in NEURONS for p in POOLS for poisson in (False, True)]
+
+
+@pytest.mark.parametrize("options", [{}, STREAMED], ids=["one_batch", "streamed"])
+@pytest.mark.parametrize(
+    ("neuron", "pool", "poisson"),
+    CASES,
+    ids=[f"{n}-{p}-{'poisson' if q else 'static'}" for n, p, q in CASES],
+)
+def test_neuron_fused_with_its_pool_matches_the_reference(cpu_sim, neuron, pool, poisson, options):
+    rng = np.random.default_rng(CASES.index((neuron, pool, poisson)))
+    graph = _graph(rng, NEURONS[neuron], POOLS[pool], poisson)
+    x = rng.random((B, 2, 7, 8)).astype(np.float32)
+    steps = 8
+    assert "n" in Program(graph, Settings(dtype="float64")).pooled  # the fused path is taken
+    want = reference.run(graph, x, steps, record=["pool", "readout"])
+    artifact = cpu_sim.compile(graph, dtype="float64", **options)
+    got = cpu_sim.trace(artifact, x, steps, record=["pool", "readout"])  # "n" not recorded
+
+    np.testing.assert_array_equal(got.records["pool"], want.records["pool"])
+    np.testing.assert_allclose(got.records["readout"], want.records["readout"], rtol=1e-12)
+    assert got.result.counters == want.counters
+    assert want.counters["n"]["spikes"] > 0
+
+
+def test_recorded_neuron_layer_is_not_fused_and_still_matches(cpu_sim):
+    rng = np.random.default_rng(3)
+    graph = _graph(rng, NEURONS["if_subtract"], POOLS["avg2x2"], poisson=True)
+    x = rng.random((B, 2, 7, 8)).astype(np.float32)
+    want = reference.run(graph, x, 6, record=["n", "pool"])
+    got = cpu_sim.trace(cpu_sim.compile(graph, dtype="float64"), x, 6, record=["n", "pool"])
+    np.testing.assert_array_equal(got.records["n"], want.records["n"])
+    np.testing.assert_array_equal(got.records["pool"], want.records["pool"])
+    assert got.result.counters == want.counters
+
+
+def test_float32_fused_within_the_device_tolerance(cpu_sim):
+    rng = np.random.default_rng(4)
+    graph = _graph(rng, NEURONS["lif_zero"], POOLS["avg2x2"], poisson=False)
+    x = rng.random((B, 2, 7, 8)).astype(np.float32)
+    want = reference.run(graph, x, 10)
+    got = cpu_sim.run(cpu_sim.compile(graph), x, 10)
+    tol = cpu_sim.tolerance
+    np.testing.assert_allclose(
+        got.outputs["out"], want.outputs["out"], rtol=tol.rtol, atol=tol.atol
+    )
+    assert got.counters["n"]["neuron_updates"] == want.counters["n"]["neuron_updates"]
+
+
+def test_a_pool_fed_by_two_layers_is_not_fused():
+    graph = ir.Graph(
+        [
+            ir.Input(name="x", shape=(1, 4, 4)),
+            ir.Encoder(name="enc"),
+            ir.IF(name="a", v_threshold=0.5),
+            ir.IF(name="b", v_threshold=0.3),
+            ir.AvgPool2d(name="pool", kernel=2, stride=2),
+            ir.Output(name="out"),
+        ],
+        [
+            ir.Edge("x", "enc"),
+            ir.Edge("enc", "a"),
+            ir.Edge("enc", "b"),
+            ir.Edge("a", "pool"),
+            ir.Edge("b", "pool"),
+            ir.Edge("pool", "out"),
+        ],
+    )
+    assert Program(graph, Settings()).pooled == {}
+
+
+def test_window_order_by_hand():
+    # 3 x 4 plane, 2 x 2 windows: windows (0, 0) and (0, 1); row 2 is uncovered
+    order = fused.window_order(3, 4, 2, 2)
+    np.testing.assert_array_equal(order, [0, 2, 1, 3, 4, 6, 5, 7, 8, 9, 10, 11])
