@@ -349,10 +349,10 @@ def _pooled_neurons_run(
     ready: dict[str, Value],
 ) -> Value:
     """A neuron layer and the tiling pool it alone feeds, fused (`fused.pooled_steps`). Its
-    state is kept flat per plane in `fused.window_order` (under keys of its own: a layer runs
+    state is kept flat per sample in `fused.window_order` (under keys of its own: a layer runs
     fused in every chunk of a run or in none)."""
     c, h, w = x.shape[1:]
-    flat = (clock.batch, c, h * w)
+    flat = (clock.batch, c * h * w)
     if "v_windows" not in st:
         st["v_windows"] = torch.full(flat, node.v_init, dtype=x.dtype)
         if isinstance(node, ir.CubaLIF):
@@ -367,7 +367,6 @@ def _pooled_neurons_run(
         node.v_threshold,
         node.reset == "zero",
         clock.steps,
-        (h, w),
         pool.kernel,
         isinstance(pool, ir.AvgPool2d),
     )

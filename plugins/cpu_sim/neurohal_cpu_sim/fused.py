@@ -3,10 +3,11 @@
 A neuron layer in torch is three elementwise calls per step, each a pass over the layer's
 state, plus a pass over the spikes to count them. `neuron_steps` makes one pass: each block of
 neurons keeps its membrane (and current) in cache through every step of the chunk, writes its
-spikes and counts them per element on the way. `tiled_pool` sums tiling windows of spikes and
-counts the nonzero sums in the same pass. Each does the reference's float operations in the
-reference's order, in the array's dtype (numba does not contract to FMA without fastmath), so
-float64 spike trains stay identical to `neurohal.reference`.
+spikes and counts them per element on the way. `pooled_steps` does the same for a layer whose
+spikes only feed a pool with tiling windows, and pools each sample's spikes while they are in
+cache: the full-size spike tensor is never written. Each does the reference's float
+operations in the reference's order, in the array's dtype (numba does not contract to FMA
+without fastmath), so float64 spike trains stay identical to `neurohal.reference`.
 
 Loops compile on first use and are cached on disk (``cache=True``): the first run on a machine
 pays a few seconds of compilation. Parallel loops run on numba's ``workqueue`` threading layer
@@ -109,22 +110,30 @@ def neuron_steps(
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _pooled_steps(
-    x, x_step, out, v, cur, counts, pcounts, keep_v, keep_i, thr, zero, one, cuba, reset_zero, area
-):
-    """`_neuron_steps` on planes ``v[p]`` whose neurons are in window order (`window_order`):
-    each step's spikes stay in a plane buffer, and window element k of every window is the
+    x, x_step, order, out, v, cur, counts, pcounts, keep_v, keep_i, thr, zero, one, cuba,
+    reset_zero, area
+):  # fmt: skip
+    """`_neuron_steps` on samples ``v[p]`` whose neurons are in window order (`window_order`):
+    each step's spikes stay in a sample buffer, and window element k of every window is the
     slice ``k * Q .. (k + 1) * Q``, so the window sums into ``out[t, p]`` (Q values, divided by
-    ``area`` unless it is 0) are contiguous adds; ``pcounts[p]`` gains the nonzero sums."""
-    steps, planes, windows = out.shape
+    ``area`` unless it is 0) are contiguous adds; ``pcounts[p]`` gains the nonzero sums.
+    The drive ``x[t * x_step, p]`` is in window order already when ``order`` is empty, else
+    in natural order and gathered through ``order``."""
+    steps, samples, windows = out.shape
     n = v.shape[1]
-    for p in numba.prange(planes):
+    for p in numba.prange(samples):
         vb = v[p]
         cb = counts[p]
         ib = cur[p] if cuba else vb
         pc = pcounts[p]
         spikes = np.empty(n, out.dtype)
+        gathered = np.empty(n if order.size else 0, out.dtype)
         for t in range(steps):
             drive = x[t * x_step, p]
+            if order.size:
+                for j in range(n):
+                    gathered[j] = drive[order[j]]
+                drive = gathered
             ot = out[t, p]
             if cuba:
                 for j in range(n):
@@ -159,15 +168,16 @@ def _pooled_steps(
 
 
 @functools.lru_cache(maxsize=64)
-def window_order(h: int, w: int, kh: int, kw: int) -> np.ndarray:
-    """A plane's flat positions in window order: element (a, b) of every tiling window in
-    row-major window order, for a, b in row-major order, then the positions no window covers."""
+def window_order(c: int, h: int, w: int, kh: int, kw: int) -> np.ndarray:
+    """A sample's flat (C, H, W) positions in window order: for each window element (a, b),
+    in row-major order, that element of every tiling window in (C, OH, OW) order; then the
+    positions no window covers. Pooled values come out in natural (C, OH, OW) order."""
     oh, ow = h // kh, w // kw
-    grid = np.arange(h * w).reshape(h, w)
-    inside = grid[: oh * kh, : ow * kw].reshape(oh, kh, ow, kw).transpose(1, 3, 0, 2)
-    covered = np.zeros((h, w), bool)
-    covered[: oh * kh, : ow * kw] = True
-    return np.concatenate([inside.reshape(-1), grid[~covered]])
+    grid = np.arange(c * h * w).reshape(c, h, w)
+    inside = grid[:, : oh * kh, : ow * kw].reshape(c, oh, kh, ow, kw).transpose(2, 4, 0, 1, 3)
+    covered = np.zeros((c, h, w), bool)
+    covered[:, : oh * kh, : ow * kw] = True
+    return np.concatenate([inside.reshape(-1), grid[~covered]]).astype(np.int32)
 
 
 def pooled_steps(
@@ -180,38 +190,42 @@ def pooled_steps(
     threshold: float,
     reset_zero: bool,
     steps: int,
-    plane: tuple[int, int],
     kernel: tuple[int, int],
     average: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`neuron_steps` followed by sum (or, ``average``, mean) pooling over windows that tile
-    each ``plane`` (H, W) (stride = kernel, no padding), without storing the spikes.
+    each (H, W) plane (stride = kernel, no padding), without storing the spikes.
 
-    ``x``: ``(B, C, H, W)`` when ``static``, else ``(steps, B, C, H, W)``. ``v`` and ``cur``:
-    ``(B, C, H * W)`` state in `window_order`, updated. Returns the pooled values
+    ``x``: ``(B, C, H, W)`` when ``static``, else ``(steps, B, C, H, W)``, contiguous. ``v``
+    and ``cur``: ``(B, C * H * W)`` state in `window_order`, updated. Returns the pooled values
     ``(steps, B, C, OH, OW)``, the spikes per neuron of ``(C, H, W)`` and the nonzero pooled
     values per element of ``(C, OH, OW)``, both over all steps and samples (int64). Windows add
     their 0/1 spikes exactly in any order; the mean is one division of that sum, as the
     reference's window sum then divide."""
     dtype = x.numpy().dtype.type
-    batch, c = v.shape[:2]
-    (h, w), (kh, kw) = plane, kernel
+    c, h, w = x.shape[-3:]
+    batch = v.shape[0]
+    kh, kw = kernel
     oh, ow = h // kh, w // kw
-    order = window_order(h, w, kh, kw)
-    planes = batch * c
-    drive = np.take(x.numpy().reshape(1 if static else steps, planes, h * w), order, axis=2)
-    out = np.empty((steps, planes, oh * ow), dtype)
-    counts = np.zeros((planes, h * w), np.int32)
-    pcounts = np.zeros((planes, oh * ow), np.int32)
-    state_i = cur.numpy().reshape(planes, -1) if cur is not None else np.zeros((1, 1), dtype)
+    order = window_order(c, h, w, kh, kw)
+    drive = x.numpy().reshape(1 if static else steps, batch, c * h * w)
+    if static:  # permuted once here instead of gathered at every step
+        drive, gather = np.take(drive, order, axis=2), order[:0]
+    else:
+        gather = order
+    out = np.empty((steps, batch, c * oh * ow), dtype)
+    counts = np.zeros((batch, c * h * w), np.int32)
+    pcounts = np.zeros((batch, c * oh * ow), np.int32)
+    state_i = cur.numpy() if cur is not None else np.zeros((1, 1), dtype)
     area = np.zeros(kh * kw, dtype)
     area[0] = kh * kw if average else 0
     _threads()
     _pooled_steps(
         drive,
         0 if static else 1,
+        gather,
         out,
-        v.numpy().reshape(planes, h * w),
+        v.numpy(),
         state_i,
         counts,
         pcounts,
@@ -224,12 +238,12 @@ def pooled_steps(
         reset_zero,
         area,
     )
-    spikes = np.empty((c, h * w), np.int64)
-    spikes[:, order] = counts.reshape(batch, c, h * w).sum(0, dtype=np.int64)
+    spikes = np.empty(c * h * w, np.int64)
+    spikes[order] = counts.sum(0, dtype=np.int64)
     return (
         torch.from_numpy(out).reshape(steps, batch, c, oh, ow),
         torch.from_numpy(spikes).reshape(c, h, w),
-        torch.from_numpy(pcounts.reshape(batch, -1).sum(0, dtype=np.int64)).reshape(c, oh, ow),
+        torch.from_numpy(pcounts.sum(0, dtype=np.int64)).reshape(c, oh, ow),
     )
 
 

@@ -127,6 +127,10 @@ def test_a_pool_fed_by_two_layers_is_not_fused():
 
 
 def test_window_order_by_hand():
-    # 3 x 4 plane, 2 x 2 windows: windows (0, 0) and (0, 1); row 2 is uncovered
-    order = fused.window_order(3, 4, 2, 2)
-    np.testing.assert_array_equal(order, [0, 2, 1, 3, 4, 6, 5, 7, 8, 9, 10, 11])
+    # 2 channels of 3 x 4, 2 x 2 windows: windows (0, 0) and (0, 1) per channel; row 2 of
+    # each channel is uncovered
+    order = fused.window_order(2, 3, 4, 2, 2)
+    np.testing.assert_array_equal(
+        order,
+        [0, 2, 12, 14, 1, 3, 13, 15, 4, 6, 16, 18, 5, 7, 17, 19, 8, 9, 10, 11, 20, 21, 22, 23],
+    )
