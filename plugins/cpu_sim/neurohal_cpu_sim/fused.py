@@ -41,6 +41,7 @@ def _neuron_steps(x, x_step, out, v, cur, counts, keep_v, keep_i, thr, zero, one
         vb = v[lo:hi]
         cb = counts[lo:hi]
         ib = cur[lo:hi] if cuba else vb
+        spikes = np.empty(hi - lo, out.dtype)  # not out itself: out may be x
         for t in range(steps):
             drive = x[t * x_step, lo:hi]
             ot = out[t, lo:hi]
@@ -52,7 +53,7 @@ def _neuron_steps(x, x_step, out, v, cur, counts, keep_v, keep_i, thr, zero, one
                 for j in range(hi - lo):
                     vj = vb[j] * keep_v + drive[j]
                     s = vj >= thr
-                    ot[j] = one if s else zero
+                    spikes[j] = one if s else zero
                     cb[j] += np.int32(s)
                     vb[j] = zero if s else vj
             else:
@@ -60,9 +61,10 @@ def _neuron_steps(x, x_step, out, v, cur, counts, keep_v, keep_i, thr, zero, one
                     vj = vb[j] * keep_v + drive[j]
                     s = vj >= thr
                     unit = one if s else zero
-                    ot[j] = unit
+                    spikes[j] = unit
                     cb[j] += np.int32(s)
                     vb[j] = vj - thr * unit
+            ot[:] = spikes
 
 
 def neuron_steps(
