@@ -4,8 +4,9 @@ The IR has no recurrent edges, so in topological order each node's input for eve
 chunk of timesteps is known before the node runs. Each node is therefore evaluated once per
 chunk on a ``(steps * batch, *shape)`` tensor: synapses as one large matmul or convolution,
 stateless activations as one elementwise call. Only stateful nodes loop over the steps: neurons
-(IF, LIF, CubaLIF: the membrane recurrence), Readout (the running mean) and the Poisson
-Encoder (one draw per step, in the reference's order).
+(IF, LIF, CubaLIF: the membrane recurrence; on CPU one fused numba loop per chunk, `fused`,
+also fused with a tiling pool that alone reads the spikes), Readout (the running mean) and the
+Poisson Encoder (one draw per step, in the reference's order).
 
 Values that are the same at every step (*static*: Inputs, an analog Encoder and whatever
 stateless nodes compute from them alone) are kept as ``(batch, *shape)`` and computed once per
