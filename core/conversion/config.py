@@ -56,6 +56,11 @@ def _positive_int(instance: object, attribute: attrs.Attribute, value: int) -> N
         raise ValueError(f"{attribute.name} must be >= 1, got {value}")
 
 
+def _non_negative(instance: object, attribute: attrs.Attribute, value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
 @attrs.frozen(kw_only=True)
 class ConversionConfig:
     """How `convert` turns an ANN into an SNN; recorded in the SNN's metadata.
@@ -76,6 +81,9 @@ class ConversionConfig:
     - ``maxpool``: see `MAXPOOL_STRATEGIES`.
     - ``use_clip_bound``: a ``Clip(0, lam)`` activation gets threshold ``lam`` exactly, with no
       data needed for it.
+    - ``bias_calibration_timesteps``: when > 0, the SNN is tuned for that many timesteps by
+      bias calibration (Li et al., ICML 2021; see `neurohal.conversion.bias_calibration`) on
+      the first ``bias_calibration_samples`` calibration samples (needs the data itself).
     """
 
     normalization: str = attrs.field(default="percentile", validator=_in(NORMALIZATIONS))
@@ -89,6 +97,8 @@ class ConversionConfig:
     maxpool: str = attrs.field(default="spike_or", validator=_in(MAXPOOL_STRATEGIES))
     use_clip_bound: bool = attrs.field(default=True, converter=bool)
     balancing_timesteps: int = attrs.field(default=32, converter=int, validator=_positive_int)
+    bias_calibration_timesteps: int = attrs.field(default=0, converter=int, validator=_non_negative)
+    bias_calibration_samples: int = attrs.field(default=512, converter=int, validator=_positive_int)
 
     def to_dict(self) -> dict:
         """The configuration as JSON-able data (for graph metadata)."""

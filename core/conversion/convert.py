@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import attrs
 import numpy as np
 
+from neurohal.conversion.bias_calibration import calibrate_biases
 from neurohal.conversion.calibrate import batches, calibrate, check_data, progress_bar
 from neurohal.conversion.config import ConversionConfig
 from neurohal.conversion.simulator import simulate
@@ -81,6 +82,11 @@ def convert(
     check_convertible(ann)
     graph = with_explicit_adds(ann)
     units = _spiking_units(graph, config)
+    bias_data = (
+        _bias_calibration_data(graph, calibration, config)
+        if config.bias_calibration_timesteps
+        else None
+    )
     needing = [u for u, node in units.items() if _needs_data(node, config)]
     data, stats = _calibration_inputs(graph, calibration, config, units, needing, progress)
     fixed = {u: _clip_bound(graph, units[u]) for u in units if u not in needing}
@@ -89,6 +95,11 @@ def convert(
     else:
         lams = {**fixed, **{u: _from_stats(graph, units[u], stats, u, config) for u in needing}}
     snn, _ = _build(graph, lams, config)
+    corrections = None
+    if bias_data is not None:
+        snn, corrections = calibrate_biases(
+            snn, bias_data, config.bias_calibration_timesteps, progress
+        )
     metadata = {
         **dict(ann.metadata),
         "conversion": {
@@ -103,6 +114,14 @@ def convert(
             },
             "calibration_samples": _samples(data, stats),
             "notes": _notes(graph, config),
+            "bias_calibration": None
+            if corrections is None
+            else {
+                "timesteps": config.bias_calibration_timesteps,
+                "samples": len(bias_data),
+                "mean_abs_correction": corrections,
+                "method": "Li et al., ICML 2021, bias calibration, against the analog twin",
+            },
             "units": "IF thresholds are 1; weights W*s_in/lam_out, biases b/lam_out, where "
             "s_in is the incoming scale and lam the threshold scale above",
         },
@@ -264,6 +283,20 @@ def _calibration_inputs(
     if config.normalization == "threshold_balancing":
         return data, None
     return data, calibrate(graph, data, progress=progress)
+
+
+def _bias_calibration_data(
+    graph: Graph, calibration: object, config: ConversionConfig
+) -> np.ndarray:
+    """The samples bias calibration runs the SNN on (the first bias_calibration_samples)."""
+    if calibration is None or isinstance(calibration, CalibrationStats):
+        raise ConversionError(
+            f"bias_calibration_timesteps={config.bias_calibration_timesteps} runs the SNN on "
+            f"calibration data: pass calibration=x with x of shape (N, "
+            f"*{graph.inputs[0].shape}), not "
+            + ("nothing" if calibration is None else "CalibrationStats")
+        )
+    return check_data(graph, calibration)[: config.bias_calibration_samples]
 
 
 def _samples(data: np.ndarray | None, stats: CalibrationStats | None) -> int:
