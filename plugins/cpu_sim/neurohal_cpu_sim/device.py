@@ -96,9 +96,16 @@ class CpuSimDevice(Device):
             import torch
         except Exception as exc:  # probe must never raise
             return Availability(False, f"torch is not importable ({exc}); pip install torch")
+        try:
+            import numba
+        except Exception as exc:  # probe must never raise
+            return Availability(
+                False, f"numba (the fused CPU loops) is not importable ({exc}); pip install numba"
+            )
         zones, why = energy.rapl_zones()
         details = {
             "torch": torch.__version__,
+            "numba": numba.__version__,
             "threads": torch.get_num_threads(),
             "cuda": torch.cuda.is_available(),
             "rapl": "readable: " + ", ".join(z.name for z in zones) if zones else why,
@@ -332,8 +339,8 @@ class CpuSimDevice(Device):
 
 def _note(settings: Settings) -> str:
     return (
-        f"cpu_sim: torch on {settings.device} in {settings.dtype}, batches of up to "
-        f"{settings.batch_size} samples"
+        f"cpu_sim: torch (and numba loops on cpu) on {settings.device} in {settings.dtype}, "
+        f"batches of up to {settings.batch_size} samples"
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import attrs
 import numpy as np
 import pytest
@@ -53,6 +55,7 @@ def test_probe_reports_torch_threads_cuda_and_rapl(cpu_sim):
     assert availability.ok
     details = availability.details
     assert details["torch"] == torch.__version__
+    assert details["numba"] == importlib.metadata.version("numba")
     assert details["threads"] == torch.get_num_threads()
     assert details["cuda"] == torch.cuda.is_available()
     assert details["rapl"]  # readable zones, or the reason they are not
