@@ -1,24 +1,24 @@
 """`ConversionConfig`: every choice the ANN-to-SNN converter makes, as one frozen record.
 
-The defaults are the recipe that kept the zoo's QCFS-trained MLP, LeNet-5 and CNN within
+The defaults are the recipe that keeps the zoo's QCFS-trained MLP, LeNet-5 and CNN within
 0.2 points of their ANNs from T = 4 on (``benchmarks/results/conversion_accuracy.json``): clip
 bounds as thresholds (Bu et al., ICLR 2022), else channel-wise 99.99-percentile normalization
 (Rueckauer et al. 2017, Front. Neurosci. 11:682), reset by subtraction, membrane at half
 threshold at t = 0, and a membrane-potential readout. The residual network converts much worse
-at T <= 16 with these defaults, and `RESIDUAL` is the recipe for it. Per-layer diagnosis on
-resnet_small (SNN rate x threshold vs the ANN's activation, 300 test images): every node's
-threshold, v_init and skip Scale match QCFS theory (threshold = lam, v_init = lam/2, skip
-scaled by lam_in/lam_out), and the first layer's rates equal the QCFS quantization exactly;
-the error starts at the first layer fed by spikes (block1.act1) as unevenness error (Bu et al.
-2022, Sec. 4: neurons whose mean input is negative fire on early positive input; rate minus
-ideal rate +0.03 of lam per layer at T = 4 and 8) and is amplified about 2x per layer by the
-BatchNorm-folded weights (input error 0.02 -> 0.24 of lam from block1.act1 to block2.act2 at
-T = 8). At T = 4 quantization alone also costs: the ANN with only act1 quantized to 4 levels
-of its clip bound scores 77.8 % instead of 99.5 % (1,000 images). Lower, data-based
-thresholds (channel-wise percentile, capped at the clip bound) put more spikes on the small
-activations that carry the information, which is why `RESIDUAL` helps. `NAIVE` is the textbook
-baseline the benchmark compares against: layer-wise max normalization (Diehl et al., IJCNN
-2015), reset to zero, spike-count readout.
+at T <= 8 with these defaults; `RESIDUAL` plus bias calibration for the run's T
+(``bias_calibration_timesteps``, Li et al., ICML 2021) is the recipe for it. Diagnosis on
+resnet_small (SNN rate x threshold vs the ANN's activation): every node's threshold, v_init
+and skip Scale match QCFS theory (threshold = lam, v_init = lam/2, skip scaled by
+lam_in/lam_out), and the first layer's rates equal the QCFS quantization exactly; the error
+starts at the first layer fed by spikes as unevenness error (Bu et al. 2022, Sec. 4: neurons
+whose mean input is negative fire on early positive input; about +0.03 of lam per layer at
+T = 4 and 8) and is amplified about 2x per layer by the BatchNorm-folded weights. Lower,
+data-based thresholds (channel-wise percentile, capped at the clip bound) put more spikes on
+the small activations that carry the information, and bias calibration removes each layer's
+mean error in turn. At T = 4 the quantization itself also costs, unless the ANN was trained
+for it: the zoo's resnet_small is trained with QCFS levels drawn from {4, 8, 16, unquantized}
+(scripts/train_zoo.py). `NAIVE` is the textbook baseline the benchmark compares against:
+layer-wise max normalization (Diehl et al., IJCNN 2015), reset to zero, spike-count readout.
 """
 
 from __future__ import annotations
@@ -120,5 +120,6 @@ spike-count readout, clip bounds ignored."""
 RESIDUAL = ConversionConfig(use_clip_bound=False, percentile=99.0)
 """For QCFS-trained residual networks with BatchNorm (the zoo's resnet_small): channel-wise
 99th-percentile thresholds from calibration data (Rueckauer et al. 2017), each capped at its
-Clip bound, instead of the bounds themselves. It needs calibration data; the MLP, LeNet-5 and
-CNN keep the defaults (``benchmarks/results/conversion_accuracy*.json``)."""
+Clip bound, instead of the bounds themselves. It needs calibration data; at T <= 8 add bias
+calibration (``attrs.evolve(RESIDUAL, bias_calibration_timesteps=T)``). The MLP, LeNet-5 and
+CNN keep the defaults (``benchmarks/results/conversion_accuracy.json``)."""
