@@ -2,8 +2,8 @@
 
 For each model: the ANN's test accuracy, and the SNN's at T = 4 .. 128 for the best recipe
 (`neurohal.ConversionConfig()` defaults), for models with a residual Add the
-`neurohal.conversion.RESIDUAL` recipe, each of those two again with bias calibration for the
-column's T (``bias_calibration_timesteps=T``: one SNN per T, for T <= 32), the naive
+`neurohal.conversion.RESIDUAL` recipe, alone and with bias calibration for the column's T
+(``bias_calibration_timesteps=T``: one SNN per T, for T <= 32), the naive
 baseline (`neurohal.conversion.NAIVE`: layer-wise max normalization, reset to zero,
 spike-count readout), the max-pool strategy
 ``avg`` for models with MaxPool2d (its accuracy cost against ``spike_or``), and per-technique
@@ -169,7 +169,7 @@ def run_model(model: str, args: argparse.Namespace, console: Console) -> dict:
         recipes["best, maxpool=avg"] = ConversionConfig(maxpool="avg")
     if any(isinstance(n, Add) for n in ann.nodes):
         recipes["residual (channel p99, no clip bound)"] = RESIDUAL
-    calibrated = {"best + bias calibration": ConversionConfig()}
+    calibrated = {}
     if any(isinstance(n, Add) for n in ann.nodes):
         calibrated["residual + bias calibration"] = RESIDUAL
     for label, config in calibrated.items():
