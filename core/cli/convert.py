@@ -93,6 +93,13 @@ def _config(options: dict) -> object:
     help="Use Clip(0, lam) bounds as thresholds (default: on).",
 )
 @click.option("--balancing-timesteps", "balancing_timesteps", type=int)
+@click.option(
+    "--calibrate-for",
+    "bias_calibration_timesteps",
+    type=int,
+    help="Tune the SNN for this many timesteps by bias calibration (needs --calib).",
+)
+@click.option("--calibrate-samples", "bias_calibration_samples", type=int)
 def command(
     model: str, calib: str | None, out: str | None, check: bool, as_json: bool, **options: object
 ) -> None:

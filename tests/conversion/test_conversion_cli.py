@@ -128,3 +128,20 @@ def test_bad_option_value(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 2
     assert "v_init must be in [0, 1)" in result.output
+
+
+def test_calibrate_for_a_timestep_budget(tmp_path):
+    model = _onnx_file(tmp_path / "clip.onnx", hidden_op="Clip")
+    out = tmp_path / "tuned.nhir"
+    args = [model, "--calib", "mnist:32", "--calibrate-for", "8", "--out", str(out)]
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code == 0, result.output
+    meta = nh.load(out).metadata["conversion"]["bias_calibration"]
+    assert (meta["timesteps"], meta["samples"]) == (8, 32)
+    # the same SNN as the Python API makes: the CLI only forwards the option
+    x, _ = nh.datasets.mnist("train", 32)
+    config = nh.ConversionConfig(bias_calibration_timesteps=8)
+    direct = nh.convert(nh.load_onnx(model), x, config)
+    np.testing.assert_array_equal(nh.load(out).node("fc1").bias, direct.node("fc1").bias)
+    missing = CliRunner().invoke(command, [model, "--calibrate-for", "8", "--out", str(out)])
+    assert missing.exit_code != 0 and "calibration data" in missing.output
