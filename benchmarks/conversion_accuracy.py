@@ -172,6 +172,9 @@ def run_model(model: str, args: argparse.Namespace, console: Console) -> dict:
     calibrated = {}
     if any(isinstance(n, Add) for n in ann.nodes):
         calibrated["residual + bias calibration"] = RESIDUAL
+    if args.recipes:
+        recipes = {k: v for k, v in recipes.items() if k in args.recipes}
+        calibrated = {k: v for k, v in calibrated.items() if k in args.recipes}
     for label, config in calibrated.items():
         result["recipes"][label] = per_timestep(ann, config, x_cal, x_test, y_test, args, label)
         console.print(f"{model} {label}: {result['recipes'][label]['accuracy']}", style="dim")
@@ -253,6 +256,7 @@ def main() -> None:
         choices=list(ABLATIONS),
         help="which ablations to run (default all)",
     )
+    parser.add_argument("--recipes", nargs="+", help="only these recipe labels (default all)")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
