@@ -5,8 +5,9 @@ Part 1 (scaling): one convolutional SNN (conv 16 - IF - conv 32 - IF - avgpool -
 the neurons. Each is compiled for Loihi 1 (quantization + core mapping + resource report);
 compile time is the host clock, peak memory the Python allocations traced by tracemalloc,
 both measured in this run. Part 2 (mapping): resource reports of VGG-16- and ResNet-18-sized
-SNNs (224 x 224 x 3 input, random weights, average pooling in place of max pooling since
-Loihi has no max unit) for Loihi 1 and Loihi 2. Results go to
+SNNs (224 x 224 x 3 input, random weights, average pooling in place of max pooling, which
+Loihi runs only as an extra layer of OR neurons per pool) for Loihi 1 and Loihi 2. Results go
+to
 ``benchmarks/results/loihi_compile_scaling.json``.
 
 Run: ``.venv/bin/python benchmarks/loihi_compile_scaling.py``
