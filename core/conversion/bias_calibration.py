@@ -17,7 +17,7 @@ The result is specific to T: the converter runs it when ``ConversionConfig.times
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import attrs
 import numpy as np
@@ -73,7 +73,7 @@ def calibrate_biases(
     """The bias-calibrated SNN for ``timesteps`` steps, and per IF layer the mean absolute
     correction added (in threshold units); layers with no bias to adjust are left out."""
     layers = [n.name for n in snn.topological_order() if isinstance(n, IF)]
-    targets = _means(evaluate, analog_twin(snn), data, layers)
+    targets = _twin_means(snn, data, layers)
     corrections: dict[str, float] = {}
     with progress_bar(progress) as bar:
         task = bar.add_task(f"bias calibration (T={timesteps})", total=len(layers))
@@ -93,12 +93,12 @@ def _channel_mean(value: np.ndarray) -> np.ndarray:
     return value.mean(axis=(0, *range(2, value.ndim)))
 
 
-def _means(
-    run: Callable, graph: Graph, data: np.ndarray, names: list[str]
-) -> dict[str, np.ndarray]:
+def _twin_means(snn: Graph, data: np.ndarray, layers: list[str]) -> dict[str, np.ndarray]:
+    """Per channel, each layer's mean value in the analog twin over ``data``."""
+    twin = analog_twin(snn)
     sums: dict[str, np.ndarray] = {}
     for batch in batches(data, BATCH):
-        for name, value in run(graph, batch, names).items():
+        for name, value in evaluate(twin, batch, layers).items():
             sums[name] = sums.get(name, 0.0) + _channel_mean(value) * len(batch)
     return {name: total / len(data) for name, total in sums.items()}
 
