@@ -1,6 +1,9 @@
 """Per-layer counts of a run from its spike trains: spikes, neuron updates, synaptic operations.
 
-A synaptic operation is one spike reaching one synapse (a nonzero stored weight). Each source
+A synaptic operation is one spike reaching one synapse (a nonzero stored weight). A neuron
+update is one compartment's update: a two-compartment soft-reset neuron (Loihi 1) makes two
+per step, and its spikes also reach its inhibitory self-synapse (the layer's own ``synops``).
+Each source
 neuron's fan-out is found once per projection by running the projection's structure backwards
 (transposed pooling, convolution and dense maps over the nonzero-weight pattern).
 """
@@ -101,15 +104,20 @@ def count(
     spikes: Mapping[str, np.ndarray],
     per_neuron: Mapping[str, np.ndarray],
     fanouts: Mapping[str, np.ndarray],
+    two_compartment: frozenset[str] = frozenset(),
 ) -> dict[str, dict[str, int]]:
     """Counters by layer / projection from spike trains (steps, batch, neurons) and their
-    `spike_counts`."""
+    `spike_counts`; ``two_compartment``: the soft-reset layers."""
     counters: dict[str, dict[str, int]] = {}
     for layer in plan.layers:
+        fired = int(per_neuron[layer.name].sum())
+        soft = layer.name in two_compartment
         counters[layer.name] = {
-            "spikes": int(per_neuron[layer.name].sum()),
-            "neuron_updates": int(spikes[layer.name].size),
+            "spikes": fired,
+            "neuron_updates": int(spikes[layer.name].size) * (2 if soft else 1),
         }
+        if soft:
+            counters[layer.name]["synops"] = fired
         for proj in layer.projections:
             key = projection_name(graph, proj)
             entry = counters.setdefault(key, {"synops": 0})

@@ -2,8 +2,11 @@
 measure (time/energy model on the run's counts).
 
 Differences from the IR that the chip imposes, each visible in results and reports:
-- Loihi 1 neurons reset to zero: a graph's reset by subtraction runs as reset to zero on
-  ``chip="loihi1"`` (the RunResult notes it; compare with the reference to see the cost).
+- Loihi 1 compartments reset to zero: on ``chip="loihi1"`` a graph's reset by subtraction
+  runs as NxTF's two-compartment soft-reset neuron (two compartments and an inhibitory
+  self-synapse per neuron, counted in the resource report and the energy model; see
+  `network.reset_modes`), or, with ``loihi1_soft_reset=False``, as reset to zero in half the
+  compartments (the RunResult notes it; compare with the reference to see the cost).
   ``chip="loihi2"`` keeps subtraction (in Lava: our ``LIFSubtract`` fixed-point model).
 - A neuron spikes when ``v > threshold`` (IR: ``>=``); weights are 8-bit per projection.
 - Every projection delivers one step later (Lava's Dense), so a readout behind L projections
@@ -38,7 +41,7 @@ from neurohal_loihi.counters import count, fanout, spike_counts
 from neurohal_loihi.hostside import encoder_inputs
 from neurohal_loihi.lowering import lower, lower_max_pools, node_problems
 from neurohal_loihi.mapping import resource_report
-from neurohal_loihi.network import Network
+from neurohal_loihi.network import Network, reset_modes
 from neurohal_loihi.quantize import quantize
 
 BACKENDS = ("emulator", "lava", "hardware")
@@ -123,18 +126,23 @@ class LoihiDevice(Device):
         chip: str | None = None,
         max_chips: int | None = None,
         max_timesteps: int = 64,
+        loihi1_soft_reset: bool = True,
         **options: object,
     ) -> Artifact:
         """Quantize and map ``graph`` for ``chip`` (default: the device's).
 
         ``max_chips`` bounds the chips available; ``max_timesteps`` is the longest run the
-        readouts are scaled for (longer runs may saturate, which the RunResult notes).
+        readouts are scaled for (longer runs may saturate, which the RunResult notes);
+        ``loihi1_soft_reset`` keeps reset by subtraction on Loihi 1 with two-compartment
+        neurons (False: reset to zero, one compartment per neuron).
         """
         if options:
             raise InputError(
                 f"unknown compile option(s) {sorted(options)}; known: chip, "
-                "max_chips, max_timesteps"
+                "max_chips, max_timesteps, loihi1_soft_reset"
             )
+        if not isinstance(loihi1_soft_reset, bool):
+            raise InputError(f"loihi1_soft_reset must be True or False, got {loihi1_soft_reset!r}")
         chip = self.chip if chip is None else chip
         if chip not in CHIPS:
             raise InputError(f"chip must be one of {sorted(CHIPS)}, got {chip!r}")
@@ -142,23 +150,27 @@ class LoihiDevice(Device):
             raise InputError(f"max_chips must be a positive integer, got {max_chips!r}")
         graph = lower_max_pools(graph)
         plan = lower(graph)
-        report = resource_report(graph, plan, CHIPS[chip], max_chips)
+        modes = reset_modes(graph, plan, chip, loihi1_soft_reset)
+        two_compartment = frozenset(k for k, m in modes.items() if m == "two_compartment")
+        report = resource_report(graph, plan, CHIPS[chip], max_chips, two_compartment)
         arrays, quant = quantize(graph, plan, int(max_timesteps))
-        resets = [
+        report["quantization"] = quant
+        report["two_compartment_reset"] = sorted(two_compartment, key=list(modes).index)
+        report["reset_lowered_to_zero"] = [
             la.name
             for la in plan.layers
-            if la.kind == "neuron" and graph.node(la.name).reset == "subtract"
+            if la.kind == "neuron"
+            and graph.node(la.name).reset == "subtract"
+            and modes[la.name] == "zero"
         ]
-        report["quantization"] = quant
-        report["reset_lowered_to_zero"] = resets if chip == "loihi1" else []
         report["delay_steps"] = max(la.delay for la in plan.layers if la.kind == "readout")
-        return Artifact(
-            self.name,
-            graph,
-            arrays,
-            report,
-            {"chip": chip, "max_chips": max_chips, "max_timesteps": max_timesteps},
-        )
+        options = {
+            "chip": chip,
+            "max_chips": max_chips,
+            "max_timesteps": max_timesteps,
+            "loihi1_soft_reset": loihi1_soft_reset,
+        }
+        return Artifact(self.name, graph, arrays, report, options)
 
     def _prepare(
         self,
@@ -217,10 +229,12 @@ class LoihiDevice(Device):
             outputs, spikes, saturated, run_steps = _run_emulator(net, values, steps, batch)
         fanouts = {p.key: fanout(net.graph, p, net.weights(p)[0]) for p in net.plan.projections}
         per_neuron = {k: spike_counts(s) for k, s in spikes.items()}
-        counters = count(net.graph, net.plan, spikes, per_neuron, fanouts)
+        soft = frozenset(artifact.report["two_compartment_reset"])
+        counters = count(net.graph, net.plan, spikes, per_neuron, fanouts, soft)
         notes = _notes(artifact, backend, steps, run_steps, saturated)
         synops = {
             la.name: sum(int(per_neuron[p.src] @ fanouts[p.key]) for p in la.projections)
+            + counters[la.name].get("synops", 0)
             for la in net.plan.layers
         }
         return RunResult(outputs, counters, batch, steps, notes), spikes, synops
@@ -321,9 +335,15 @@ def _notes(
         f"ran {run_steps} steps: {steps} effective + {run_steps - steps} of projection "
         "delay; readouts average the last effective steps",
     ]
-    lowered = artifact.report.get("reset_lowered_to_zero", [])
+    lowered = artifact.report["reset_lowered_to_zero"]
     if lowered:
         notes.append(f"reset by subtraction ran as reset to zero (Loihi 1) in {lowered}")
+    soft = artifact.report["two_compartment_reset"]
+    if soft:
+        notes.append(
+            "reset by subtraction ran as two-compartment neurons with an inhibitory "
+            f"self-synapse (Loihi 1, NxTF's soft reset) in {soft}"
+        )
     hit = {k: v for k, v in saturated.items() if v}
     if hit:
         notes.append(

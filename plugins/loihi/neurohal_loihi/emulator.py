@@ -254,75 +254,99 @@ def step_layer(
 
     The 24-bit wrap of u and the saturation of v are applied only when they can occur. The
     current (u, wrapped) and the bias are summed for all steps at once before the loop: v
-    receives both before it is saturated, so adding them first is the same sum.
+    receives both before it is saturated, so adding them first is the same sum. A
+    two-compartment layer (see `network.reset_modes`) emulates the dendrite's v, which never
+    resets: the self-synapse adds ``-R`` to u one step after each spike, R being its weight in
+    v units; when that sum could wrap u, u is wrapped step by step instead.
     """
     batch = bias_eff.shape[0]
     dv = int(net.value(layer.name, "dv"))
     vth_eff = net.vth_eff(layer)
-    subtract = net.reset(layer) == "subtract"
+    mode = net.reset(layer)
+    recurrent = 0
+    if mode == "two_compartment":
+        mant, exp = net.self_synapse(layer)
+        recurrent = (mant << exp) << fx.ACT_SHIFT
     start = net.value(layer.name, "v_start")
     v = np.empty((batch, layer.size), dtype=np.int64 if dv else np.int32)
     v[...] = start
     bias = np.ascontiguousarray(bias_eff, dtype=v.dtype)
     spikes = np.empty((steps, batch, layer.size), dtype=np.int8) if out is None else out
+    wrap_each_step = False
     if a_in is None:
         drive = np.broadcast_to(bias, (steps, *bias.shape))
         high, low = int(bias.max(initial=0)), int(bias.min(initial=0))
     else:
         # current: du = 4095 (+1 offset) clears u, so u is this step's input alone
         high_in, low_in = int(a_in.max(initial=0)), int(a_in.min(initial=0))
-        if max(high_in, -low_in) << fx.ACT_SHIFT > fx.WRAP:
-            drive = fx.wrap_current(np.left_shift(a_in.astype(np.int64), fx.ACT_SHIFT))
-            drive = drive.astype(v.dtype)
+        if max(high_in, -low_in) << fx.ACT_SHIFT > fx.WRAP - recurrent:
+            drive = np.left_shift(a_in.astype(np.int64), fx.ACT_SHIFT)
+            wrap_each_step = recurrent > 0
+            if not wrap_each_step:
+                drive = fx.wrap_current(drive).astype(v.dtype) + bias
             high_in, low_in = fx.WRAP >> fx.ACT_SHIFT, -fx.WRAP >> fx.ACT_SHIFT
         else:
             drive = np.left_shift(a_in, fx.ACT_SHIFT, out=a_in).astype(v.dtype, copy=False)
-        drive += bias
+            drive += bias
         high = (high_in << fx.ACT_SHIFT) + int(bias.max(initial=0))
         low = (low_in << fx.ACT_SHIFT) + int(bias.min(initial=0))
-    clip_high, clip_low = _saturation_risk(start, vth_eff, subtract, high, low, steps)
-    reset = v.dtype.type(vth_eff) if subtract else v.dtype.type(0)
+    reset_by = {"subtract": vth_eff, "two_compartment": recurrent}.get(mode)
+    clip_high, clip_low = _saturation_risk(start, vth_eff, reset_by, high, low, steps)
     flat_v = v.reshape(-1)  # a view: v is contiguous
     flat_drive = drive.reshape(steps, -1)
+    flat_bias = bias.reshape(-1)
     fired_all = spikes.reshape(steps, -1).view(bool)
     kept = np.empty(min(STEP_BLOCK, flat_v.size), dtype=bool)
     # neurons are independent: all steps of one block of them at a time keep its v in cache
     for lo in range(0, flat_v.size, STEP_BLOCK):
-        block = flat_v[lo : lo + STEP_BLOCK]
+        hi = min(lo + STEP_BLOCK, flat_v.size)
+        block = flat_v[lo:hi]
         keep = kept[: block.size]
+        previous = None  # a two-compartment layer's spikes of the step before
         for t in range(steps):
             if dv:
                 block[...] = fx.decay(block, dv)
-            block += flat_drive[t, lo : lo + STEP_BLOCK]
+            if wrap_each_step:
+                u = flat_drive[t, lo:hi] - recurrent * previous if t else flat_drive[t, lo:hi]
+                block += (fx.wrap_current(u) + flat_bias[lo:hi]).astype(block.dtype)
+            else:
+                block += flat_drive[t, lo:hi]
+                if previous is not None:
+                    block -= np.multiply(previous, recurrent, dtype=block.dtype)
             if clip_high:
                 np.minimum(block, fx.V_LIMIT, out=block)
             if clip_low:
                 np.maximum(block, -fx.V_LIMIT, out=block)
-            fired = np.greater(block, vth_eff, out=fired_all[t, lo : lo + STEP_BLOCK])
-            if subtract:
-                block -= fired * reset
+            fired = np.greater(block, vth_eff, out=fired_all[t, lo:hi])
+            if mode == "subtract":
+                block -= fired * block.dtype.type(vth_eff)
+            elif mode == "two_compartment":
+                previous = fired
             else:
                 block *= np.logical_not(fired, out=keep)
     return spikes, v.astype(np.int64)
 
 
 def _saturation_risk(
-    start: np.ndarray, vth_eff: int, subtract: bool, high: int, low: int, steps: int
+    start: np.ndarray, vth_eff: int, reset_by: int | None, high: int, low: int, steps: int
 ) -> tuple[bool, bool]:
     """Whether v may pass +V_LIMIT, and -V_LIMIT (else saturating there is a no-op), for any
     input whose per-step drive (current + bias) lies in [low, high], low <= 0 <= high.
+    ``reset_by`` is what a spike subtracts (None: reset to zero).
 
     From above: a step adds at most ``high`` and a reset only lowers v, so v climbs at most
-    ``high`` a step; also, a neuron above threshold fires and is reset to 0 or loses ``vth``
-    (so by subtraction v climbs by at most ``high - vth`` a step), one below it is at most
-    ``vth``. A leak only moves v towards 0. From below: a step takes at most ``-low`` and a
-    reset never leaves v negative.
+    ``high`` a step; also, a neuron above threshold fires and is reset to 0 or loses
+    ``reset_by`` (now or, two-compartment, at the next step; so v climbs by at most
+    ``high - reset_by`` a step), one below it is at most ``vth``. A leak only moves v towards
+    0. From below: a step takes at most ``-low``, and a subtraction at most ``reset_by - vth``
+    below zero (none when it equals the threshold).
     """
     top = max(int(start.max(initial=0)), vth_eff) + high
-    if subtract:
-        top += steps * max(0, high - vth_eff)
-    top = min(top, max(int(start.max(initial=0)), 0) + steps * high)
     bottom = min(int(start.min(initial=0)), 0) + steps * low
+    if reset_by is not None:
+        top += steps * max(0, high - reset_by)
+        bottom -= steps * max(0, reset_by - vth_eff)
+    top = min(top, max(int(start.max(initial=0)), 0) + steps * high)
     return top > fx.V_LIMIT, bottom < -fx.V_LIMIT
 
 

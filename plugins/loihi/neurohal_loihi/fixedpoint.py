@@ -72,6 +72,28 @@ def bias_value(mant: np.ndarray, exp: np.ndarray) -> np.ndarray:
     return np.left_shift(mant.astype(np.int64), exp.astype(np.int64))
 
 
+SELF_SYNAPSE_MANT_MAX = 255
+"""An inhibitory-only Lava weight matrix keeps magnitudes up to 2**8 - 1 (``clip_weights``)."""
+SELF_SYNAPSE_EXP_MAX = 7
+
+
+def self_synapse(vth: int, dv: int) -> tuple[int, int]:
+    """(weight mantissa, weight exponent) of the inhibitory self-synapse of a two-compartment
+    soft-reset neuron: ``-mant << exp`` in synaptic units, i.e. ``-(mant << exp) << 6`` in v.
+
+    It should take the threshold ``vth << 6`` off v before the next leak; arriving a step
+    later, after the leak, it takes the leaked threshold ``vth * (4096 - dv) / 4096`` (all of
+    ``vth`` for an IF), as close as an 8-bit magnitude and a 3-bit exponent allow: exactly
+    when that is ``m << e`` with m <= 255 (the neuron layers' 2048 is ``128 << 4``). NxTF
+    chooses its subtractive weight the same way (mantissa <= 255, exponent 0..7)."""
+    target = round(vth * (DECAY_UNITY - dv) / DECAY_UNITY)
+    for exp in range(SELF_SYNAPSE_EXP_MAX + 1):
+        if target % (1 << exp) == 0 and target >> exp <= SELF_SYNAPSE_MANT_MAX:
+            return target >> exp, exp
+    exp = min(SELF_SYNAPSE_EXP_MAX, int(np.ceil(np.log2(target / SELF_SYNAPSE_MANT_MAX))))
+    return min(SELF_SYNAPSE_MANT_MAX, round(target / (1 << exp))), exp
+
+
 def weight_exponent(max_abs: float) -> int:
     """Smallest weight exponent with every weight (in v units) as ``m << (exp + 7)``, |m| <= 127."""
     if max_abs <= 0:

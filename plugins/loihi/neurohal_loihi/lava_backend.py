@@ -10,7 +10,11 @@ and ignores the input still in flight from the previous sample (a clean start, e
 fresh network), and it records its spikes (48 steps per int64 word) and final v in Vars read
 once at the end. (Lava's ``Var.get`` and ``set`` move one value at a time, so per-sample
 reads, writes or sink processes cost seconds per sample.) ``BatchLIFSubtract`` resets by
-subtracting the threshold (Loihi 2's programmable neuron; Loihi 1 cannot).
+subtracting the threshold (Loihi 2's programmable neuron). A Loihi 1 two-compartment layer
+(`network.reset_modes`) is a ``BatchLIFDendrite``, whose v never resets (the dendrite; it
+spikes where the soma would, when v passes the threshold), with a Lava ``Sparse`` from its
+spikes back to its own input carrying the inhibitory self-synapse (diagonal weights, delivered
+one step later as every Lava connection is).
 
 Every projection is a Lava ``Dense`` whose weight matrix is built here, independently of the
 emulator, by explicit index arithmetic (pooling folded in as fixed weights). Lava's fixed-point
@@ -34,6 +38,8 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.process import Dense
 from lava.proc.lif.models import AbstractPyLifModelFixed
 from lava.proc.lif.process import LIF
+from lava.proc.sparse.process import Sparse
+from scipy import sparse
 
 from neurohal.ir import AvgPool2d, Conv2d, Scale, SumPool2d
 from neurohal.ir import Dense as DenseNode
@@ -75,6 +81,10 @@ class BatchLIF(LIF):
 
 class BatchLIFSubtract(BatchLIF):
     """As BatchLIF, with reset by subtraction of the threshold."""
+
+
+class BatchLIFDendrite(BatchLIF):
+    """As BatchLIF, with no reset: the dendrite of a two-compartment soft-reset neuron."""
 
 
 class _BatchBitAcc(AbstractPyLifModelFixed):
@@ -137,6 +147,16 @@ class PyBatchLifSubtractModelBitAcc(_BatchBitAcc):
 
     def reset_voltage(self, spike_vector: np.ndarray) -> None:
         self.v[spike_vector] -= self.effective_vth
+
+
+@implements(proc=BatchLIFDendrite, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi", "fixed_pt")
+class PyBatchLifDendriteModelBitAcc(_BatchBitAcc):
+    """No reset: the self-synapse does the subtraction, through the input."""
+
+    def reset_voltage(self, spike_vector: np.ndarray) -> None:
+        pass
 
 
 def _pool_matrix(shape: tuple[int, ...], node: AvgPool2d | SumPool2d) -> np.ndarray:
@@ -229,8 +249,9 @@ def run(
     steps = net.run_steps(timesteps)
     parts = {la.name: net.bias_parts(la, encoded, batch) for la in net.plan.layers}
     neurons: dict[str, BatchLIF] = {}
+    classes = {"subtract": BatchLIFSubtract, "two_compartment": BatchLIFDendrite}
     for layer in net.plan.layers:
-        cls = BatchLIFSubtract if net.reset(layer) == "subtract" else BatchLIF
+        cls = classes.get(net.reset(layer), BatchLIF)
         mant, exp = parts[layer.name]
         neurons[layer.name] = cls(
             steps=steps,
@@ -241,6 +262,14 @@ def run(
             dv=int(net.value(layer.name, "dv")),
             vth=int(net.value(layer.name, "vth")),
         )
+        if cls is BatchLIFDendrite:
+            mant_r, exp_r = net.self_synapse(layer)
+            synapse = Sparse(
+                weights=sparse.diags(np.full(layer.size, -mant_r), format="csr"),
+                weight_exp=exp_r,
+            )
+            neurons[layer.name].s_out.connect(synapse.s_in)
+            synapse.a_out.connect(neurons[layer.name].a_in)
         for proj in layer.projections:
             dense = Dense(
                 weights=projection_matrix(net, proj),

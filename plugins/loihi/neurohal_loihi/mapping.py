@@ -2,7 +2,9 @@
 
 Model (stated in each report): one compartment per neuron (more when a neuron's fan-in exceeds
 the core's input axons: its dendrite is split over ``ceil(fan_in / axons)`` compartments, as
-Loihi's multi-compartment neurons allow); one byte of synaptic memory per synapse (8-bit
+Loihi's multi-compartment neurons allow); a two-compartment soft-reset neuron (Loihi 1, NxTF)
+adds a soma compartment on its core and an inhibitory self-synapse (one more synapse, input
+axon and output axon per neuron); one byte of synaptic memory per synapse (8-bit
 weights, no weight sharing); a core's input axons are the distinct source neurons its
 compartments listen to; its output axons are one per (neuron, destination core) pair. Layers
 are split into equal blocks of neurons, the largest that meets every limit; a convolutional
@@ -31,9 +33,11 @@ class LayerMap:
     layer: str
     neurons: int
     compartments_per_neuron: int
+    two_compartment_reset: bool
     fan_in: int
     cores: int
     neurons_per_core: int
+    compartments_per_core: int
     synaptic_bytes_per_core: int
     input_axons_per_core: int
     output_axons_per_core: int
@@ -92,41 +96,47 @@ def _dense_like(graph: Graph, proj: Projection) -> bool:
     return any(isinstance(graph.node(n), Dense) for n in proj.nodes)
 
 
-def _layer_map(graph: Graph, layer: Layer, chip: ChipSpec, sizes: dict[str, int]) -> LayerMap:
+def _layer_map(
+    graph: Graph, layer: Layer, chip: ChipSpec, sizes: dict[str, int], soft: bool
+) -> LayerMap:
+    """``soft``: two-compartment soft-reset neurons (a soma compartment and a self-synapse,
+    with its own input axon, per neuron)."""
     fan_in = sum(synapses_per_neuron(graph, p) for p in layer.projections)
     sources = sum(sizes[p.src] for p in layer.projections)
+    own = int(soft)  # the self-synapse's synapse and axon per neuron
     comps = max(1, math.ceil(fan_in / chip.input_axons_per_core))
-    per_core = chip.neurons_per_core
+    per_core = chip.neurons_per_core // (1 + own)
     if fan_in:
-        per_core = min(per_core, chip.synaptic_memory_bytes // math.ceil(fan_in / comps))
+        per_core = min(per_core, chip.synaptic_memory_bytes // (math.ceil(fan_in / comps) + own))
     per_core = max(1, min(per_core, layer.size))
-    if sources > chip.input_axons_per_core:
+    if sources + own * per_core > chip.input_axons_per_core:
         # each of a neuron's compartments takes 1/comps of its inputs
-        per_core = _largest_block(graph, layer, per_core, chip.input_axons_per_core * comps)
+        per_core = _largest_block(graph, layer, per_core, chip.input_axons_per_core * comps, own)
     cores = math.ceil(layer.size / per_core) * comps
+    inputs = min(sources, sum(distinct_inputs(graph, p, per_core) for p in layer.projections))
     return LayerMap(
         layer=layer.name,
         neurons=layer.size,
         compartments_per_neuron=comps,
+        two_compartment_reset=soft,
         fan_in=fan_in,
         cores=cores,
         neurons_per_core=per_core,
-        synaptic_bytes_per_core=per_core * math.ceil(fan_in / comps),
-        input_axons_per_core=math.ceil(
-            min(sources, sum(distinct_inputs(graph, p, per_core) for p in layer.projections))
-            / comps
-        ),
+        compartments_per_core=per_core * (1 + own),
+        synaptic_bytes_per_core=per_core * (math.ceil(fan_in / comps) + own),
+        input_axons_per_core=math.ceil(inputs / comps) + own * per_core,
         output_axons_per_core=0,
         destination_cores=0,
     )
 
 
-def _largest_block(graph: Graph, layer: Layer, upper: int, axons: int) -> int:
-    """The most consecutive neurons (<= upper) whose distinct inputs fit in ``axons``."""
+def _largest_block(graph: Graph, layer: Layer, upper: int, axons: int, own: int) -> int:
+    """The most consecutive neurons (<= upper) whose distinct inputs, plus ``own`` axons per
+    neuron, fit in ``axons``."""
     lo, hi = 1, upper
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if sum(distinct_inputs(graph, p, mid) for p in layer.projections) <= axons:
+        if sum(distinct_inputs(graph, p, mid) for p in layer.projections) + own * mid <= axons:
             lo = mid
         else:
             hi = mid - 1
@@ -148,36 +158,50 @@ def _src_size(graph: Graph, proj: Projection) -> int:
     return int(np.prod(graph.shape(proj.src)))
 
 
-def map_plan(graph: Graph, plan: Plan, chip: ChipSpec) -> dict[str, LayerMap]:
-    """Core placement of every layer; output axons shrink blocks where they overflow."""
+def map_plan(
+    graph: Graph, plan: Plan, chip: ChipSpec, two_compartment: frozenset[str] = frozenset()
+) -> dict[str, LayerMap]:
+    """Core placement of every layer (``two_compartment``: its soft-reset layers); output axons
+    shrink blocks where they overflow."""
     sizes = {la.name: la.size for la in plan.layers}
-    maps = {la.name: _layer_map(graph, la, chip, sizes) for la in plan.layers}
+    maps = {
+        la.name: _layer_map(graph, la, chip, sizes, la.name in two_compartment)
+        for la in plan.layers
+    }
     for layer in plan.layers:
+        current = maps[layer.name]
         reached = sum(
             destination_cores(graph, p, maps[p.dst])
             for p in plan.projections
             if p.src == layer.name
-        )
-        current = maps[layer.name]
+        ) + int(current.two_compartment_reset)  # the self-synapse's own core
         per_core = current.neurons_per_core
         if reached and per_core * reached > chip.output_axons_per_core:
             per_core = max(1, chip.output_axons_per_core // reached)
         cores = math.ceil(current.neurons / per_core) * current.compartments_per_neuron
+        own = int(current.two_compartment_reset)
         maps[layer.name] = attrs.evolve(
             current,
             neurons_per_core=per_core,
+            compartments_per_core=per_core * (1 + own),
             cores=cores,
             synaptic_bytes_per_core=per_core
-            * math.ceil(current.fan_in / current.compartments_per_neuron),
+            * (math.ceil(current.fan_in / current.compartments_per_neuron) + own),
             output_axons_per_core=per_core * reached,
             destination_cores=reached,
         )
     return maps
 
 
-def resource_report(graph: Graph, plan: Plan, chip: ChipSpec, max_chips: int | None) -> dict:
+def resource_report(
+    graph: Graph,
+    plan: Plan,
+    chip: ChipSpec,
+    max_chips: int | None,
+    two_compartment: frozenset[str] = frozenset(),
+) -> dict:
     """Cores, chips and per-layer utilisation; raises when more chips are needed than allowed."""
-    maps = map_plan(graph, plan, chip)
+    maps = map_plan(graph, plan, chip, two_compartment)
     cores = sum(m.cores for m in maps.values())
     chips = math.ceil(cores / chip.cores_per_chip)
     if max_chips is not None and chips > max_chips:
@@ -193,7 +217,7 @@ def resource_report(graph: Graph, plan: Plan, chip: ChipSpec, max_chips: int | N
         layers[m.layer] = {
             **attrs.asdict(m),
             "utilisation": {
-                "neurons": m.neurons_per_core / chip.neurons_per_core,
+                "neurons": m.compartments_per_core / chip.neurons_per_core,
                 "synaptic_memory": m.synaptic_bytes_per_core / chip.synaptic_memory_bytes,
                 "input_axons": m.input_axons_per_core / chip.input_axons_per_core,
                 "output_axons": m.output_axons_per_core / chip.output_axons_per_core,
@@ -204,7 +228,7 @@ def resource_report(graph: Graph, plan: Plan, chip: ChipSpec, max_chips: int | N
         "cores": cores,
         "chips": chips,
         "neurons": sum(m.neurons for m in maps.values()),
-        "synapses": sum(m.neurons * m.fan_in for m in maps.values()),
+        "synapses": sum(m.neurons * (m.fan_in + m.two_compartment_reset) for m in maps.values()),
         "synaptic_memory_bytes": sum(m.cores * m.synaptic_bytes_per_core for m in maps.values()),
         "layers": layers,
         "limits": {**attrs.asdict(chip)},

@@ -20,17 +20,25 @@ from neurohal_loihi.lowering import Layer, Plan, Projection, lower
 
 @attrs.frozen
 class Network:
-    """The lowered graph, its chip, and its quantized arrays (keys ``layer:field``)."""
+    """The lowered graph, its chip, its quantized arrays (keys ``layer:field``) and whether
+    Loihi 1 keeps reset by subtraction with two-compartment neurons (``soft_reset``)."""
 
     graph: Graph
     plan: Plan
     chip: str
     arrays: Mapping[str, np.ndarray]
+    soft_reset: bool
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> Network:
         plan = lower(artifact.graph)
-        return cls(artifact.graph, plan, str(artifact.options["chip"]), dict(artifact.arrays))
+        return cls(
+            artifact.graph,
+            plan,
+            str(artifact.options["chip"]),
+            dict(artifact.arrays),
+            bool(artifact.options["loihi1_soft_reset"]),
+        )
 
     def value(self, layer: str, field: str) -> np.ndarray:
         return np.asarray(self.arrays[f"{layer}:{field}"])
@@ -40,10 +48,14 @@ class Network:
         return np.asarray(self.arrays[f"{proj.key}:w"]), int(self.arrays[f"{proj.key}:exp"])
 
     def reset(self, layer: Layer) -> str:
-        """``zero`` on Loihi 1 (and for readouts); the IR's reset on Loihi 2."""
-        if layer.kind == "readout" or self.chip == "loihi1":
-            return "zero"
-        return self.graph.node(layer.name).reset
+        """How the layer's neurons reset on this chip (see `reset_modes`)."""
+        return reset_modes(self.graph, self.plan, self.chip, self.soft_reset)[layer.name]
+
+    def self_synapse(self, layer: Layer) -> tuple[int, int]:
+        """(mantissa, exponent) of a two-compartment layer's inhibitory self-synapse."""
+        return fx.self_synapse(
+            int(self.value(layer.name, "vth")), int(self.value(layer.name, "dv"))
+        )
 
     def vth_eff(self, layer: Layer) -> int:
         return int(self.value(layer.name, "vth")) << fx.VTH_SHIFT
@@ -76,3 +88,26 @@ class Network:
         total = v_final - v_start - layer.delay * bias_eff
         scale = float(self.value(layer.name, "scale"))
         return total / (steps * scale)
+
+
+def reset_modes(graph: Graph, plan: Plan, chip: str, soft_reset: bool) -> dict[str, str]:
+    """Each layer's reset on the chip: ``zero``, ``subtract`` or ``two_compartment``.
+
+    Readouts and the IR's reset-to-zero neurons reset to zero. Reset by subtraction stays
+    ``subtract`` on Loihi 2 (its programmable neurons subtract). Loihi 1's compartments reset
+    to zero; with ``soft_reset`` it runs as NxTF's two-compartment neuron (Rueckauer et al.,
+    "NxTF: An API and Compiler for Deep Spiking Neural Networks on Intel Loihi",
+    arXiv:2101.04261, ACM JETC 2022; ``resetMode="soft"`` in its NxSDK module): a dendrite
+    compartment integrates the input and never resets, a soma compartment spikes when the
+    dendrite's v passes the threshold, and an inhibitory synapse from the soma back onto the
+    dendrite subtracts the threshold one step later. That is reset by subtraction, at the
+    price of a second compartment and a synapse per neuron. Without ``soft_reset`` it runs
+    as reset to zero.
+    """
+    modes = {}
+    for layer in plan.layers:
+        own = "zero" if layer.kind == "readout" else graph.node(layer.name).reset
+        if own == "subtract" and chip == "loihi1":
+            own = "two_compartment" if soft_reset else "zero"
+        modes[layer.name] = own
+    return modes

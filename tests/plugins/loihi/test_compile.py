@@ -53,7 +53,8 @@ def test_quantization_by_hand(loihi1) -> None:
     np.testing.assert_array_equal(a["if2:bias_exp"], [0, 0])
     np.testing.assert_array_equal(a["if2:v_start"], [-655, 0])
     assert art.report["delay_steps"] == 2
-    assert art.report["reset_lowered_to_zero"] == ["if1", "if2"]
+    assert art.report["two_compartment_reset"] == ["if1", "if2"]
+    assert art.report["reset_lowered_to_zero"] == []
 
 
 def test_hand_computed_run(loihi1, loihi2) -> None:
@@ -71,26 +72,43 @@ def test_hand_computed_run(loihi1, loihi2) -> None:
     # readout scale: (2**23 - 1) / ((64 max steps + 1 delay) * 0.5); weight 0.5 * S ->
     # exponent 3, m = 126, so each spike adds 126 << 10 to the readout
     scale = (2**23 - 1) / (65 * 0.5)
-    expected = {"loihi1": [3, 7, 11, 15], "loihi2": [3, 6, 9, 13]}
-    for device in (loihi1, loihi2):
-        art = device.compile(graph)
+    # by subtraction (Loihi 2; Loihi 1's two-compartment neuron, whose dendrite keeps
+    # 4 * 39328 - 2**17 = 26240 after the first spike, the self-synapse taking 2**17 one step
+    # later): v passes 2**17 at steps 3, 6, 9, 13; reset to zero: every 4th step
+    expected = {
+        ("loihi1", True): [3, 6, 9, 13],
+        ("loihi1", False): [3, 7, 11, 15],
+        ("loihi2", True): [3, 6, 9, 13],
+    }
+    for (chip, soft), times_want in expected.items():
+        device = loihi1 if chip == "loihi1" else loihi2
+        art = device.compile(graph, loihi1_soft_reset=soft)
         result, spikes = device.run_detailed(art, x, 16)
         assert spikes["if1"].shape == (17, 1, 1)
         times = np.flatnonzero(spikes["if1"][:16, 0, 0]).tolist()
-        assert times == expected[device.chip]
+        assert times == times_want
         want = 4 * 126 * 2**10 / (16 * scale)
         np.testing.assert_allclose(result.output(), [[want]], rtol=1e-12)
 
 
 def test_resource_report_by_hand(loihi1, loihi2) -> None:
     graph = _mlp(2000)
-    r1 = loihi1.compile(graph).report
+    r1 = loihi1.compile(graph, loihi1_soft_reset=False).report
     # if1: 2000 neurons fed from the host, 1024 per core -> 2 cores; readout: 10 neurons of
     # fan-in 2000 (2000 bytes each) in one core
     assert r1["layers"]["if1"]["cores"] == 2
     assert r1["layers"]["readout"]["cores"] == 1
     assert r1["layers"]["readout"]["synaptic_bytes_per_core"] == 20000
     assert (r1["cores"], r1["chips"]) == (3, 1)
+    # two-compartment soft reset: 2 compartments per neuron -> 512 neurons per core -> 4
+    # cores, each with 512 self-synapses (1 byte, 1 input axon each); the readout as before
+    soft = loihi1.compile(graph).report
+    if1 = soft["layers"]["if1"]
+    assert (if1["cores"], if1["neurons_per_core"], if1["compartments_per_core"]) == (4, 512, 1024)
+    assert (if1["synaptic_bytes_per_core"], if1["input_axons_per_core"]) == (512, 512)
+    assert if1["utilisation"]["neurons"] == 1.0
+    assert soft["synapses"] == 2000 * 10 + 2000
+    assert (soft["cores"], soft["chips"]) == (5, 1)
     r2 = loihi2.compile(graph).report
     assert (r2["layers"]["if1"]["cores"], r2["cores"]) == (1, 2)
 
@@ -104,8 +122,11 @@ def test_too_large_for_chips(loihi1) -> None:
         UnsupportedGraphError,
         match=r"needs 245 loihi1 cores \(2 chips\) but max_chips=1 gives 128 cores",
     ):
-        loihi1.compile(graph, max_chips=1)
-    assert loihi1.compile(graph, max_chips=2).report["chips"] == 2
+        loihi1.compile(graph, max_chips=1, loihi1_soft_reset=False)
+    assert loihi1.compile(graph, max_chips=2, loihi1_soft_reset=False).report["chips"] == 2
+    # two-compartment soft reset: if1 holds 512 neurons per core -> 391 cores; 440 in all
+    with pytest.raises(UnsupportedGraphError, match=r"needs 440 loihi1 cores \(4 chips\)"):
+        loihi1.compile(graph, max_chips=3)
 
 
 def test_unsupported_nodes_named(loihi1) -> None:

@@ -16,25 +16,49 @@ from neurohal_loihi.lowering import Layer
 SUPPORTED = ("spiking_dense", "spiking_conv_avgpool", "spiking_residual_add", "spiking_lif")
 
 
+@pytest.mark.parametrize("chip", ["loihi1", "loihi2"])
 @pytest.mark.parametrize("name", SUPPORTED)
-def test_loihi2_close_to_float_snn(name: str, loihi2) -> None:
+def test_close_to_float_snn(name: str, chip: str) -> None:
+    """Both chips keep reset by subtraction (Loihi 1 through two-compartment neurons)."""
+    device = LoihiDevice(chip)
     case = next(c for c in conformance_cases("spiking") if c.name == name)
-    got = loihi2.run(loihi2.compile(case.graph), case.inputs, case.timesteps).output()
+    got = device.run(device.compile(case.graph), case.inputs, case.timesteps).output()
     want = reference.run(case.graph, case.inputs, case.timesteps).outputs["out"]
-    assert loihi2.tolerance.close(got, want), np.abs(got - want).max()
+    assert device.tolerance.close(got, want), np.abs(got - want).max()
     np.testing.assert_array_equal(got.argmax(axis=1), want.argmax(axis=1))
 
 
+def test_loihi1_two_compartment_equals_loihi2_subtraction(loihi1, loihi2) -> None:
+    """NxTF's soft reset (the self-synapse subtracts the threshold exactly, one step later,
+    before the next threshold test) fires exactly as Loihi 2's subtracting neuron, so the
+    outputs agree to the last bit; the run says how it reset, and counts the second
+    compartment's updates and the self-synapse's operations."""
+    case = next(c for c in conformance_cases("spiking") if c.name == "spiking_residual_add")
+    r1, s1 = loihi1.run_detailed(loihi1.compile(case.graph), case.inputs, case.timesteps)
+    r2, s2 = loihi2.run_detailed(loihi2.compile(case.graph), case.inputs, case.timesteps)
+    np.testing.assert_array_equal(r1.output(), r2.output())
+    for name in s2:
+        np.testing.assert_array_equal(s1[name], s2[name])
+    assert any("two-compartment" in n for n in r1.notes)
+    layer = next(iter(loihi1.compile(case.graph).report["two_compartment_reset"]))
+    assert r1.counters[layer]["neuron_updates"] == 2 * s1[layer].size
+    assert r1.counters[layer]["synops"] == r1.counters[layer]["spikes"] > 0
+    assert "synops" not in r2.counters[layer]
+
+
 def test_loihi1_reset_to_zero_cost_is_visible(loihi1, loihi2) -> None:
-    """Loihi 1 cannot subtract: the same graph drifts further from the float SNN than on
-    Loihi 2, and the result says why."""
+    """Loihi 1 without the second compartment cannot subtract: the same graph drifts further
+    from the float SNN than on Loihi 2, and the result says why."""
     case = next(c for c in conformance_cases("spiking") if c.name == "spiking_residual_add")
     want = reference.run(case.graph, case.inputs, case.timesteps).outputs["out"]
-    r1 = loihi1.run(loihi1.compile(case.graph), case.inputs, case.timesteps)
+    art1 = loihi1.compile(case.graph, loihi1_soft_reset=False)
+    r1 = loihi1.run(art1, case.inputs, case.timesteps)
     r2 = loihi2.run(loihi2.compile(case.graph), case.inputs, case.timesteps)
     err1, err2 = np.abs(r1.output() - want).max(), np.abs(r2.output() - want).max()
     assert err1 > 5 * err2
     assert any("reset to zero" in n for n in r1.notes)
+    with pytest.raises(InputError, match="loihi1_soft_reset must be True or False"):
+        loihi1.compile(case.graph, loihi1_soft_reset="yes")
 
 
 def test_spikes_close_to_float_snn_on_reset_zero_graph() -> None:
@@ -51,15 +75,11 @@ def test_spikes_close_to_float_snn_on_reset_zero_graph() -> None:
     assert res.counters["fc"]["synops"] > 0
 
 
-def test_conformance_kit_loihi2() -> None:
-    results = check_device(LoihiDevice("loihi2"))
+@pytest.mark.parametrize("chip", ["loihi1", "loihi2"])
+def test_conformance_kit(chip: str) -> None:
+    results = check_device(LoihiDevice(chip))
     assert {k for k, v in results.items() if v == "passed"} == set(SUPPORTED)
     assert results["spiking_concat"].startswith("skipped: cat:")
-
-
-def test_conformance_kit_loihi1_reset_zero_graph() -> None:
-    cases = tuple(c for c in conformance_cases("spiking") if c.name == "spiking_conv_avgpool")
-    assert check_device(LoihiDevice("loihi1"), cases) == {"spiking_conv_avgpool": "passed"}
 
 
 def test_measure_is_estimated_and_names_its_source(loihi1) -> None:
@@ -117,29 +137,40 @@ class _OneLayer:
     def reset(self, layer) -> str:
         return self.kind
 
+    def self_synapse(self, layer) -> tuple[int, int]:
+        return 128, 4  # 128 << 4 = 2048, the threshold mantissa
 
-def _lava_lif_scalar(a_in, bias, start, vth_eff, subtract):
-    """Lava's PyLifModelBitAcc for one neuron, written out step by step (no leak)."""
-    v, spikes = int(start), []
+
+def _lava_lif_scalar(a_in, bias, start, vth_eff, reset):
+    """Lava's PyLifModelBitAcc for one neuron, written out step by step (no leak). For
+    ``two_compartment`` its reset does nothing and a synapse of weight -2048 carries each
+    spike back into the neuron's own input one step later."""
+    v, spikes, fired = int(start), [], False
     for a in a_in:
-        v += int(bias) + (int(a) << 6)
+        u = (int(a) - 2048 * fired * (reset == "two_compartment")) << 6
+        if u > 2**23:  # Lava's 24-bit wrap of u, as written there
+            u -= 2**24
+        elif u <= -(2**23):
+            u += 2**24
+        v += int(bias) + u
         v = max(-(2**23 - 1), min(2**23 - 1, v))
         fired = v > vth_eff
         spikes.append(int(fired))
-        if fired:
-            v = v - vth_eff if subtract else 0
+        if fired and reset != "two_compartment":
+            v = v - vth_eff if reset == "subtract" else 0
     return spikes, v
 
 
-@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("reset", ["zero", "subtract", "two_compartment"])
 def test_step_layer_saturates_as_lava(reset) -> None:
-    """Drives that push v past +-(2**23 - 1) (the clip) and that fire every step, against
-    Lava's neuron update written out per neuron."""
+    """Drives that push v past +-(2**23 - 1) (the clip), that fire every step and, in the last
+    sample, that wrap u, against Lava's neuron update written out per neuron."""
     rng = np.random.default_rng(5)
-    steps, batch, size = 12, 3, 4
+    steps, batch, size = 12, 4, 4
     a_in = rng.integers(-(2**16), 2**16, size=(steps, batch, size)).astype(np.int32)
     a_in[:, 0] = 2**16 - 1  # keeps climbing
     a_in[:, 1] = -(2**16)  # falls to the floor
+    a_in[:, 3] = rng.choice([2**17 - 1, -(2**17) + 1000], size=(steps, size))  # u wraps
     bias = rng.integers(-4095, 4096, size=(batch, size)) << 7
     start = rng.integers(-(2**20), 2**20, size=size)
     net = _OneLayer(2048, start, reset)
@@ -147,8 +178,6 @@ def test_step_layer_saturates_as_lava(reset) -> None:
     spikes, v = emulator.step_layer(net, layer, a_in.copy(), bias, steps)
     for b in range(batch):
         for n in range(size):
-            want_s, want_v = _lava_lif_scalar(
-                a_in[:, b, n], bias[b, n], start[n], 2048 << 6, reset == "subtract"
-            )
+            want_s, want_v = _lava_lif_scalar(a_in[:, b, n], bias[b, n], start[n], 2048 << 6, reset)
             assert spikes[:, b, n].tolist() == want_s
             assert v[b, n] == want_v

@@ -49,21 +49,25 @@ CASES["max_pooled"] = _max_pooled()
 
 
 @pytest.mark.parametrize(
-    ("case_name", "chip"),
+    ("case_name", "chip", "soft_reset"),
     [
-        ("spiking_dense", "loihi2"),
-        ("spiking_conv_avgpool", "loihi1"),
-        ("spiking_residual_add", "loihi1"),
-        ("spiking_residual_add", "loihi2"),
-        ("spiking_lif", "loihi2"),
-        ("scaled_residual", "loihi2"),
-        ("max_pooled", "loihi1"),
+        ("spiking_dense", "loihi2", True),
+        ("spiking_conv_avgpool", "loihi1", True),
+        ("spiking_residual_add", "loihi1", True),
+        ("spiking_residual_add", "loihi1", False),
+        ("spiking_residual_add", "loihi2", True),
+        ("spiking_lif", "loihi1", True),
+        ("spiking_lif", "loihi2", True),
+        ("scaled_residual", "loihi2", True),
+        ("max_pooled", "loihi1", True),
     ],
 )
-def test_emulator_equals_lava(case_name: str, chip: str) -> None:
+def test_emulator_equals_lava(case_name: str, chip: str, soft_reset: bool) -> None:
+    """``loihi1`` with ``soft_reset``: two-compartment neurons, in Lava a non-resetting LIF
+    and a ``Sparse`` self-synapse; without: Lava's own reset to zero."""
     case = CASES[case_name]
     device = LoihiDevice(chip)
-    artifact = device.compile(case.graph)
+    artifact = device.compile(case.graph, loihi1_soft_reset=soft_reset)
     emu, emu_spikes = device.run_detailed(artifact, case.inputs, case.timesteps)
     lava, lava_spikes = device.run_detailed(artifact, case.inputs, case.timesteps, backend="lava")
     assert set(emu_spikes) == set(lava_spikes)

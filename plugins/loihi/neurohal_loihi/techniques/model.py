@@ -35,6 +35,7 @@ def layer_synops(graph: Graph, counters: Mapping[str, Mapping[str, int]]) -> dic
             int(counters.get(p.projection_name(graph, proj), {}).get("synops", 0))
             for proj in layer.projections
         )
+        + int(counters.get(layer.name, {}).get("synops", 0))  # a soft-reset self-synapse
         for layer in plan.layers
     }
 

@@ -73,7 +73,9 @@ def blocks(report: dict) -> list[Block]:
                 found.append(
                     Block(
                         layer=name,
-                        compartments=neurons,
+                        compartments=neurons
+                        * lm["compartments_per_core"]
+                        // lm["neurons_per_core"],
                         synaptic_bytes=math.ceil(lm["synaptic_bytes_per_core"] * fill),
                         input_axons=lm["input_axons_per_core"],
                         output_axons=lm["output_axons_per_core"],
