@@ -9,7 +9,8 @@ optional ``bias`` (added as ``bias << 6``), and for conv ``stride``, ``padding``
 (as (y, x)) and ``groups``. Weights are in the units NetX feeds its synapses (it picks the
 weight exponent itself), i.e. the chip's Dense output before the 6-bit shift into u.
 
-What is exported is the network as compiled for Loihi 1 (reset to zero, 8-bit weights, the
+What is exported is the network as compiled for Loihi 1 with one compartment per neuron
+(``loihi1_soft_reset=False``: reset to zero, as NetX's LOIHI neuron does; 8-bit weights, the
 same thresholds and biases the emulator runs), with these differences that NetX imposes:
 NetX's input block turns the input into spikes, so the first layer receives input spikes
 (NetX ``input``) where neurohal drives it with the analog input as a current; the membrane
@@ -137,7 +138,7 @@ def _neuron(group: h5py.Group, net: Network, layer: Layer) -> None:
 
 def export_netx(graph: Graph, path: str | os.PathLike) -> Path:
     """Write ``graph`` (compiled for Loihi 1) as a NetX HDF5 file; refuse what NetX lacks."""
-    artifact = LoihiDevice("loihi1").compile(graph)
+    artifact = LoihiDevice("loihi1").compile(graph, loihi1_soft_reset=False)
     net = Network.from_artifact(artifact)
     if len(graph.inputs) != 1:
         raise _refuse(graph.inputs[1].name, "NetX networks have one input")

@@ -5,8 +5,9 @@ Network shape published with Loihi measurements: the keyword spotter of P. Blouw
 (arXiv:1812.01739): 390 inputs, two hidden layers of 256 spiking neurons, 29 outputs. Their
 Table 1 measured on Loihi: 296 inferences/s, 0.081 W dynamic, 0.27 mJ dynamic energy per
 inference. Here the same shape with random weights (scaled for moderate spike rates) and
-random inputs runs on the emulator for Loihi 1, and the time/energy model's estimates are
-printed next to the published figures.
+random inputs runs on the emulator for Loihi 1 with one compartment per neuron (reset to zero,
+``loihi1_soft_reset=False``: Nengo Loihi, which they used, runs single-compartment neurons),
+and the time/energy model's estimates are printed next to the published figures.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def kws_network(seed: int = 0) -> ir.Graph:
 
 def main(timesteps: int = 32, samples: int = 64) -> None:
     device = LoihiDevice("loihi1")
-    art = device.compile(kws_network())
+    art = device.compile(kws_network(), loihi1_soft_reset=False)
     x = np.random.default_rng(1).random((samples, 390))
     m = device.measure(art, x, timesteps)
     dynamic = m.energy.value - m.extra["energy_static"].value

@@ -181,3 +181,20 @@ def test_step_layer_saturates_as_lava(reset) -> None:
             want_s, want_v = _lava_lif_scalar(a_in[:, b, n], bias[b, n], start[n], 2048 << 6, reset)
             assert spikes[:, b, n].tolist() == want_s
             assert v[b, n] == want_v
+
+
+def test_two_compartment_costs_reach_the_energy_model(loihi1) -> None:
+    """The soma's updates and the self-synapse's operations are charged at Davies et al.'s
+    per-operation energies (23.6 pJ per synaptic op, 52 pJ per compartment update)."""
+    case = next(c for c in conformance_cases("spiking") if c.name == "spiking_residual_add")
+    art = loihi1.compile(case.graph)
+    assert art.report["two_compartment_reset"]
+    m = loihi1.measure(art, case.inputs, case.timesteps)
+    counters = m.run.counters
+    synops = sum(c.get("synops", 0) for c in counters.values())
+    updates = sum(c.get("neuron_updates", 0) for c in counters.values())
+    samples = m.run.samples
+    assert m.extra["energy_synops"].value == pytest.approx(synops * 23.6e-12 / samples)
+    assert m.extra["energy_neuron_updates"].value == pytest.approx(updates * 52e-12 / samples)
+    soft = art.report["two_compartment_reset"][0]
+    assert counters[soft]["synops"] == counters[soft]["spikes"] > 0
