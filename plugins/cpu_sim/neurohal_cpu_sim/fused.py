@@ -10,9 +10,8 @@ operations in the reference's order, in the array's dtype (numba does not contra
 without fastmath), so float64 spike trains stay identical to `neurohal.reference`.
 
 Loops compile on first use and are cached on disk (``cache=True``): the first run on a machine
-pays a few seconds of compilation. Parallel loops run on numba's ``workqueue`` threading layer
-(threads that sleep when idle, so torch's OpenMP pool is not starved afterwards) with as many
-threads as torch uses.
+pays a few seconds of compilation. They are serial and release the GIL (``nogil``): the engine
+runs slices of a batch in threads of its own, side by side (`engine.run_batch`).
 """
 
 from __future__ import annotations
@@ -23,19 +22,17 @@ import numba
 import numpy as np
 import torch
 
-numba.config.THREADING_LAYER = "workqueue"
-
 BLOCK = 2048
-"""Neurons per parallel block: its membrane and counts stay in L1/L2 through a chunk."""
+"""Neurons per block: its membrane and counts stay in L1/L2 through a chunk."""
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _neuron_steps(x, x_step, out, v, cur, counts, keep_v, keep_i, thr, zero, one, cuba, reset_zero):
     """Steps ``out.shape[0]`` of neurons ``v`` (flat) driven by ``x[t * x_step]``: CubaLIF
     (``cuba``: current ``cur`` first) or LIF (IF: ``keep_v`` = 1, and ``v * 1`` is exact).
     Branches sit outside the inner loops so that those vectorize."""
     steps, m = out.shape
-    for b in numba.prange((m + BLOCK - 1) // BLOCK):
+    for b in range((m + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, m)
         vb = v[lo:hi]
@@ -91,7 +88,6 @@ def neuron_steps(
     xs = x.numpy().reshape(1 if static else steps, -1)
     counts = np.zeros(v.numel(), np.int32)
     state_i = cur.numpy().reshape(-1) if cur is not None else np.zeros(1, dtype)
-    _threads()
     _neuron_steps(
         xs,
         0 if static else 1,
@@ -110,7 +106,7 @@ def neuron_steps(
     return torch.from_numpy(counts.reshape(batch, -1).sum(0, dtype=np.int64)).reshape(out.shape[2:])
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _pooled_steps(
     x, x_step, order, out, v, cur, counts, pcounts, keep_v, keep_i, thr, zero, one, cuba,
     reset_zero, area
@@ -123,7 +119,7 @@ def _pooled_steps(
     in natural order and gathered through ``order``."""
     steps, samples, windows = out.shape
     n = v.shape[1]
-    for p in numba.prange(samples):
+    for p in range(samples):
         vb = v[p]
         cb = counts[p]
         ib = cur[p] if cuba else vb
@@ -221,7 +217,6 @@ def pooled_steps(
     state_i = cur.numpy() if cur is not None else np.zeros((1, 1), dtype)
     area = np.zeros(kh * kw, dtype)
     area[0] = kh * kw if average else 0
-    _threads()
     _pooled_steps(
         drive,
         0 if static else 1,
@@ -247,10 +242,6 @@ def pooled_steps(
         torch.from_numpy(spikes).reshape(c, h, w),
         torch.from_numpy(pcounts.sum(0, dtype=np.int64)).reshape(c, oh, ow),
     )
-
-
-def _threads() -> None:
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
 
 def usable(x: torch.Tensor) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from neurohal import ir, reference
 
@@ -61,6 +62,30 @@ def test_float64_spike_trains_when_synaptic_currents_are_not_kept(cpu_sim, examp
     artifact = cpu_sim.compile(graph, dtype="float64", **options)
     got = cpu_sim.trace(artifact, example.inputs, example.timesteps, record=names)
 
+    for name in names:
+        np.testing.assert_array_equal(got.records[name], want.records[name], err_msg=name)
+    for name, value in want.outputs.items():
+        np.testing.assert_allclose(got.result.outputs[name], value, rtol=1e-12, atol=1e-12)
+    assert got.result.counters == want.counters
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
+def test_float64_matches_the_reference_with_the_batch_split_over_threads(cpu_sim, example, threads):
+    """With torch on N threads a batch runs as N slices of samples side by side (N = 3 splits
+    the 5 samples 2 + 1 + 2): the same spike trains and counters, and torch's thread setting
+    is left as it was."""
+    graph = example.graph
+    names = [n.name for n in graph.nodes if _is_event(n)]
+    want = reference.run(graph, example.inputs, example.timesteps, record=names)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        artifact = cpu_sim.compile(graph, dtype="float64")
+        got = cpu_sim.trace(artifact, example.inputs, example.timesteps, record=names)
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
     for name in names:
         np.testing.assert_array_equal(got.records[name], want.records[name], err_msg=name)
     for name, value in want.outputs.items():
