@@ -393,17 +393,24 @@ def _pooled_neurons_run(
     ready: dict[str, Value],
 ) -> Value:
     """A neuron layer and the tiling pool it alone feeds, fused (`fused.pooled_steps`). Its
-    state is kept flat per sample in `fused.window_order` (under keys of its own: a layer runs
-    fused in every chunk of a run or in none)."""
+    state is kept in window order (`fused.Pooled`, under keys of its own: a layer runs fused
+    in every chunk of a run or in none); a static drive is permuted into that order once and
+    reused in later chunks (the same tensor)."""
     c, h, w = x.shape[1:]
-    flat = (clock.batch, c * h * w)
+    windows = fused.Pooled((c, h, w), pool.kernel)
+    dtype = x.numpy().dtype
     if "v_windows" not in st:
-        st["v_windows"] = torch.full(flat, node.v_init, dtype=x.dtype)
+        st["v_windows"] = windows.state(clock.batch, node.v_init, dtype)
         if isinstance(node, ir.CubaLIF):
-            st["i_windows"] = torch.zeros(flat, dtype=x.dtype)
+            st["i_windows"] = windows.state(clock.batch, 0.0, dtype)
+    drive: torch.Tensor | tuple[np.ndarray, np.ndarray] = x.contiguous()
+    if static:
+        if st.get("drive", (None,))[0] is not x:
+            st["drive"] = (x, windows.permute(x.contiguous().numpy().reshape(clock.batch, -1)))
+        drive = st["drive"][1]
     pooled, spikes, active = fused.pooled_steps(
-        _stepwise(x.contiguous(), static, clock),
-        static,
+        drive,
+        windows,
         st["v_windows"],
         st.get("i_windows"),
         1.0 - getattr(node, "decay_v", 0.0),
@@ -411,7 +418,6 @@ def _pooled_neurons_run(
         node.v_threshold,
         node.reset == "zero",
         clock.steps,
-        pool.kernel,
         isinstance(pool, ir.AvgPool2d),
     )
     ready[pool.name] = Value(

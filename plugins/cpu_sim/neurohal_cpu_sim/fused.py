@@ -17,7 +17,9 @@ runs slices of a batch in threads of its own, side by side (`engine.run_batch`).
 from __future__ import annotations
 
 import functools
+import math
 
+import attrs
 import numba
 import numpy as np
 import torch
@@ -106,63 +108,90 @@ def neuron_steps(
     return torch.from_numpy(counts.reshape(batch, -1).sum(0, dtype=np.int64)).reshape(out.shape[2:])
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _strip(drive, v, cur, counts, acc, scratch, keep_v, keep_i, thr, zero, one, cuba, reset_zero):
+    """One step of neurons ``v`` (1-D) driven by ``drive``, as `_neuron_steps` orders it
+    (CubaLIF: current first, through ``scratch``); each spike adds 1 to ``acc`` and counts."""
+    if cuba:
+        for j in range(v.shape[0]):
+            c = cur[j] * keep_i + drive[j]
+            cur[j] = c
+            scratch[j] = c
+        drive = scratch
+    if reset_zero:
+        for j in range(v.shape[0]):
+            vj = v[j] * keep_v + drive[j]
+            s = vj >= thr
+            acc[j] += one if s else zero
+            counts[j] += np.int32(s)
+            v[j] = zero if s else vj
+    else:
+        for j in range(v.shape[0]):
+            vj = v[j] * keep_v + drive[j]
+            s = vj >= thr
+            unit = one if s else zero
+            acc[j] += unit
+            counts[j] += np.int32(s)
+            v[j] = vj - thr * unit
+
+
 @numba.njit(cache=True, nogil=True)
 def _pooled_steps(
-    x, x_step, order, out, v, cur, counts, pcounts, keep_v, keep_i, thr, zero, one, cuba,
-    reset_zero, area
+    xs, xs_rest, xg, x_step, order, order_rest, out, v, v_rest, cur, cur_rest, counts,
+    counts_rest, pcounts, keep_v, keep_i, thr, zero, one, cuba, reset_zero, divisor
 ):  # fmt: skip
-    """`_neuron_steps` on samples ``v[p]`` whose neurons are in window order (`window_order`):
-    each step's spikes stay in a sample buffer, and window element k of every window is the
-    slice ``k * Q .. (k + 1) * Q``, so the window sums into ``out[t, p]`` (Q values, divided by
-    ``area`` unless it is 0) are contiguous adds; ``pcounts[p]`` gains the nonzero sums.
-    The drive ``x[t * x_step, p]`` is in window order already when ``order`` is empty, else
-    in natural order and gathered through ``order``."""
-    steps, samples, windows = out.shape
-    n = v.shape[1]
-    for p in range(samples):
-        vb = v[p]
-        cb = counts[p]
-        ib = cur[p] if cuba else vb
-        pc = pcounts[p]
-        spikes = np.empty(n, out.dtype)
-        gathered = np.empty(n if order.size else 0, out.dtype)
+    """Steps ``out.shape[0]`` of samples whose covered neurons ``v[p]`` are ``(area, Q)`` in
+    window order (`window_order`: row k holds window element k of every window) and whose
+    uncovered ones are ``v_rest[p]``. Each sample runs all steps while its state is in cache;
+    each strip ``v[p, k]`` adds its spikes into one Q-long window sum, so pooling is
+    contiguous adds. ``out[t, p]`` gets the sums (divided by ``divisor`` unless it is 0),
+    ``pcounts[p]`` the nonzero ones. The drive is ``xs[p]`` / ``xs_rest[p]`` (already in
+    window order, the same every step) when ``order`` is empty, else gathered from
+    ``xg[t * x_step, p]`` (natural order) through ``order`` / ``order_rest``."""
+    steps, batch, windows = out.shape
+    area = v.shape[1]
+    rest = v_rest.shape[1]
+    gather = order.shape[0] > 0
+    acc = np.empty(windows, out.dtype)
+    spare = np.empty(rest, out.dtype)
+    drive = np.empty(max(windows, rest), out.dtype)
+    scratch = np.empty(max(windows, rest), out.dtype)
+    for p in range(batch):
         for t in range(steps):
-            drive = x[t * x_step, p]
-            if order.size:
-                for j in range(n):
-                    gathered[j] = drive[order[j]]
-                drive = gathered
+            acc[:] = zero
+            for k in range(area):
+                if gather:
+                    row = xg[t * x_step, p]
+                    idx = order[k]
+                    d = drive[:windows]
+                    for j in range(windows):
+                        d[j] = row[idx[j]]
+                else:
+                    d = xs[p, k]
+                c = cur[p, k] if cuba else acc
+                _strip(d, v[p, k], c, counts[p, k], acc, scratch[:windows], keep_v, keep_i, thr,
+                       zero, one, cuba, reset_zero)  # fmt: skip
+            if rest > 0:
+                if gather:
+                    row = xg[t * x_step, p]
+                    d = drive[:rest]
+                    for j in range(rest):
+                        d[j] = row[order_rest[j]]
+                else:
+                    d = xs_rest[p]
+                c = cur_rest[p] if cuba else spare
+                _strip(d, v_rest[p], c, counts_rest[p], spare, scratch[:rest], keep_v, keep_i,
+                       thr, zero, one, cuba, reset_zero)  # fmt: skip
             ot = out[t, p]
-            if cuba:
-                for j in range(n):
-                    ib[j] = ib[j] * keep_i + drive[j]
-                drive = ib
-            if reset_zero:
-                for j in range(n):
-                    vj = vb[j] * keep_v + drive[j]
-                    s = vj >= thr
-                    spikes[j] = one if s else zero
-                    cb[j] += np.int32(s)
-                    vb[j] = zero if s else vj
+            pc = pcounts[p]
+            if divisor > 0:
+                for j in range(windows):
+                    ot[j] = acc[j] / divisor
             else:
-                for j in range(n):
-                    vj = vb[j] * keep_v + drive[j]
-                    s = vj >= thr
-                    unit = one if s else zero
-                    spikes[j] = unit
-                    cb[j] += np.int32(s)
-                    vb[j] = vj - thr * unit
-            for q in range(windows):
-                ot[q] = spikes[q]
-            for k in range(1, area.shape[0]):
-                part = spikes[k * windows : (k + 1) * windows]
-                for q in range(windows):
-                    ot[q] += part[q]
-            if area[0] > 0:
-                for q in range(windows):
-                    ot[q] = ot[q] / area[0]
-            for q in range(windows):
-                pc[q] += np.int32(ot[q] != zero)
+                for j in range(windows):
+                    ot[j] = acc[j]
+            for j in range(windows):
+                pc[j] += np.int32(acc[j] != zero)
 
 
 @functools.lru_cache(maxsize=64)
@@ -175,72 +204,101 @@ def window_order(c: int, h: int, w: int, kh: int, kw: int) -> np.ndarray:
     inside = grid[:, : oh * kh, : ow * kw].reshape(c, oh, kh, ow, kw).transpose(2, 4, 0, 1, 3)
     covered = np.zeros((c, h, w), bool)
     covered[:, : oh * kh, : ow * kw] = True
-    return np.concatenate([inside.reshape(-1), grid[~covered]]).astype(np.int32)
+    return np.concatenate([inside.reshape(-1), grid[~covered]]).astype(np.uint32)
+
+
+@attrs.frozen
+class Pooled:
+    """A tiling pool of ``kernel`` windows over ``(C, H, W)`` neurons, in window order: the
+    covered neurons as ``(area, Q)`` (`window_order`), then ``rest`` uncovered ones."""
+
+    shape: tuple[int, int, int]
+    kernel: tuple[int, int]
+
+    @property
+    def windows(self) -> int:
+        c, h, w = self.shape
+        return c * (h // self.kernel[0]) * (w // self.kernel[1])
+
+    @property
+    def area(self) -> int:
+        return self.kernel[0] * self.kernel[1]
+
+    @property
+    def rest(self) -> int:
+        return math.prod(self.shape) - self.area * self.windows
+
+    def order(self) -> np.ndarray:
+        return window_order(*self.shape, *self.kernel)
+
+    def state(self, batch: int, value: float, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """Covered ``(B, area, Q)`` and uncovered ``(B, rest)`` arrays filled with ``value``."""
+        return (
+            np.full((batch, self.area, self.windows), value, dtype),
+            np.full((batch, self.rest), value, dtype),
+        )
+
+    def permute(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A static drive ``(B, C * H * W)`` in window order: covered and uncovered parts."""
+        order = self.order()
+        cut = self.area * self.windows
+        covered = np.take(x, order[:cut], axis=1).reshape(len(x), self.area, self.windows)
+        return covered, np.take(x, order[cut:], axis=1)
 
 
 def pooled_steps(
-    x: torch.Tensor,
-    static: bool,
-    v: torch.Tensor,
-    cur: torch.Tensor | None,
+    x: torch.Tensor | tuple[np.ndarray, np.ndarray],
+    pool: Pooled,
+    v: tuple[np.ndarray, np.ndarray],
+    cur: tuple[np.ndarray, np.ndarray] | None,
     keep_v: float,
     keep_i: float,
     threshold: float,
     reset_zero: bool,
     steps: int,
-    kernel: tuple[int, int],
     average: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`neuron_steps` followed by sum (or, ``average``, mean) pooling over windows that tile
-    each (H, W) plane (stride = kernel, no padding), without storing the spikes.
+    """`neuron_steps` followed by sum (or, ``average``, mean) pooling over the tiling windows
+    of ``pool`` (stride = kernel, no padding), without storing the spikes.
 
-    ``x``: ``(B, C, H, W)`` when ``static``, else ``(steps, B, C, H, W)``, contiguous. ``v``
-    and ``cur``: ``(B, C * H * W)`` state in `window_order`, updated. Returns the pooled values
-    ``(steps, B, C, OH, OW)``, the spikes per neuron of ``(C, H, W)`` and the nonzero pooled
-    values per element of ``(C, OH, OW)``, both over all steps and samples (int64). Windows add
-    their 0/1 spikes exactly in any order; the mean is one division of that sum, as the
-    reference's window sum then divide."""
-    dtype = x.numpy().dtype.type
-    c, h, w = x.shape[-3:]
-    batch = v.shape[0]
-    kh, kw = kernel
-    oh, ow = h // kh, w // kw
-    order = window_order(c, h, w, kh, kw)
-    drive = x.numpy().reshape(1 if static else steps, batch, c * h * w)
-    if static:  # permuted once here instead of gathered at every step
-        drive, gather = np.take(drive, order, axis=2), order[:0]
+    ``x``: a per-step drive ``(steps, B, C, H, W)`` (contiguous), or a static one already
+    permuted by `Pooled.permute`. ``v`` and ``cur`` (CubaLIF's current, else None): state from
+    `Pooled.state`, updated. Returns the pooled values ``(steps, B, C, OH, OW)``, the spikes
+    per neuron of ``(C, H, W)`` and the nonzero pooled values per element of ``(C, OH, OW)``,
+    both over all steps and samples (int64). Windows add their 0/1 spikes exactly in any
+    order; the mean is one division of that sum, as the reference's window sum then divide.
+    """
+    dtype = v[0].dtype.type
+    batch = v[0].shape[0]
+    c, h, w = pool.shape
+    kh, kw = pool.kernel
+    order = pool.order()
+    cut = pool.area * pool.windows
+    if isinstance(x, tuple):
+        xs, xs_rest = x
+        xg, gather, gather_rest = np.zeros((1, 1, 1), dtype), order[:0].reshape(0, 0), order[:0]
     else:
-        gather = order
-    out = np.empty((steps, batch, c * oh * ow), dtype)
-    counts = np.zeros((batch, c * h * w), np.int32)
-    pcounts = np.zeros((batch, c * oh * ow), np.int32)
-    state_i = cur.numpy() if cur is not None else np.zeros((1, 1), dtype)
-    area = np.zeros(kh * kw, dtype)
-    area[0] = kh * kw if average else 0
+        xs, xs_rest = np.zeros((1, 1, 1), dtype), np.zeros((1, 1), dtype)
+        xg = x.numpy().reshape(steps, batch, -1)
+        gather, gather_rest = order[:cut].reshape(pool.area, pool.windows), order[cut:]
+    out = np.empty((steps, batch, pool.windows), dtype)
+    counts = np.zeros(v[0].shape, np.int32)
+    counts_rest = np.zeros(v[1].shape, np.int32)
+    pcounts = np.zeros((batch, pool.windows), np.int32)
+    cuba = cur is not None
+    cur = cur or (np.zeros((1, 1, 1), dtype), np.zeros((1, 1), dtype))
     _pooled_steps(
-        drive,
-        0 if static else 1,
-        gather,
-        out,
-        v.numpy(),
-        state_i,
-        counts,
-        pcounts,
-        dtype(keep_v),
-        dtype(keep_i),
-        dtype(threshold),
-        dtype(0),
-        dtype(1),
-        cur is not None,
-        reset_zero,
-        area,
-    )
+        xs, xs_rest, xg, 1, gather, gather_rest, out, v[0], v[1], cur[0], cur[1], counts,
+        counts_rest, pcounts, dtype(keep_v), dtype(keep_i), dtype(threshold), dtype(0),
+        dtype(1), cuba, reset_zero, dtype(pool.area if average else 0),
+    )  # fmt: skip
     spikes = np.empty(c * h * w, np.int64)
-    spikes[order] = counts.sum(0, dtype=np.int64)
+    spikes[order[:cut]] = counts.sum(0, dtype=np.int64).reshape(-1)
+    spikes[order[cut:]] = counts_rest.sum(0, dtype=np.int64)
     return (
-        torch.from_numpy(out).reshape(steps, batch, c, oh, ow),
+        torch.from_numpy(out).reshape(steps, batch, c, h // kh, w // kw),
         torch.from_numpy(spikes).reshape(c, h, w),
-        torch.from_numpy(pcounts.sum(0, dtype=np.int64)).reshape(c, oh, ow),
+        torch.from_numpy(pcounts.sum(0, dtype=np.int64)).reshape(c, h // kh, w // kw),
     )
 
 
