@@ -39,6 +39,14 @@ from neurohal_cpu_sim.settings import Settings
 STEP_ELEMENT_BUDGET = 1 << 22
 """Largest per-node tensor (elements) a time chunk may create when ``time_chunk`` is None."""
 
+SPLIT_MACS = 10**9
+"""Least multiply-accumulates of per-step synapses per slice for `run_batch` to split a batch
+over threads. Measured (2 threads, B x T = 64 x 128 unless said): LeNet-5 (about 1.2e9 per
+slice) 62 ms split vs 70 ms whole, 72 vs 125 ms at 256 x 32, but 24 vs 20 ms at 64 x 32
+(3e8); the MLP (5.6e8 per slice at 256 x 128) ran faster whole at every size tried: its
+matrix products use both threads well, and its runs are too short to amortise the slices'
+start while torch's OpenMP workers still spin from earlier ops."""
+
 STATEFUL = (ir.IF, ir.LIF, ir.CubaLIF, ir.Readout)
 BINARY_KEEPING = (ir.Output, ir.Flatten, ir.Reshape, ir.Concat, ir.MaxPool2d, ir.ReLU)
 """Nodes whose output holds only 0 and 1 when every input does."""
@@ -129,6 +137,13 @@ class Program:
             for p in n.ports()
         }
         self.largest = max(math.prod(s) for s in shapes.values())
+        plan = schedule(graph)
+        # multiply-accumulates per sample and step of the synapses evaluated every step
+        self.step_macs = sum(
+            _macs(fan, shapes[self.sources[key][0]])
+            for key, fan in self.fan.items()
+            if plan[key[0]] == "time-batched"
+        )
         self.pooled = _pooled_neurons(graph, self.device)
 
     def chunks(self, steps: int, batch: int) -> list[tuple[int, int]]:
@@ -158,6 +173,10 @@ def _pooled_neurons(graph: Graph, device: torch.device) -> dict[str, Node]:
     return out
 
 
+def _macs(fan: torch.Tensor | int, in_shape: tuple[int, ...]) -> int:
+    return fan * math.prod(in_shape) if isinstance(fan, int) else int(fan.sum())
+
+
 def _to(fan: torch.Tensor | int, device: torch.device) -> torch.Tensor | int:
     return fan if isinstance(fan, int) else fan.to(device)
 
@@ -181,14 +200,17 @@ def run_batch(
 ) -> BatchResult:
     """Simulate samples ``offset .. offset + B`` of a ``total``-sample input (float64 arrays).
 
-    On CPU with torch using N > 1 threads, the batch is split into N slices of samples run
-    side by side, each in a thread of its own with single-threaded torch ops and fused loops.
-    Samples are independent, so the slices never wait for each other: torch's OpenMP workers,
-    which spin for milliseconds after every parallel op, no longer compete with the fused
-    loops for the same cores, and no op pays a fork/join."""
+    On CPU with torch using N > 1 threads, a batch with enough work per slice (`SPLIT_MACS`)
+    is split into N slices of samples run side by side, the first in the calling thread, each
+    with single-threaded torch ops and fused loops. Samples are independent, so the slices
+    never wait for each other: torch's OpenMP workers, which spin for milliseconds after every
+    parallel op, no longer compete with the (serial) fused loops for the cores, and no op pays
+    a fork/join. Smaller batches run whole, torch ops on all threads."""
     batch = len(next(iter(inputs.values())))
     threads = torch.get_num_threads()
     parts = min(threads, batch) if program.device.type == "cpu" else 1
+    if program.step_macs * (steps or 0) * batch < SPLIT_MACS * parts:
+        parts = 1
     if parts == 1:
         return _run_slice(program, inputs, offset, total, steps, record)
     bounds = [round(i * batch / parts) for i in range(parts + 1)]
@@ -199,8 +221,8 @@ def run_batch(
         return _run_slice(program, sliced, offset + lo, total, steps, record)
 
     try:
-        with ThreadPoolExecutor(parts) as pool:
-            results = list(pool.map(work, bounds[:-1], bounds[1:]))
+        helpers = [_helpers(parts - 1).submit(work, *b) for b in itertools.pairwise(bounds[1:])]
+        results = [work(bounds[0], bounds[1])] + [h.result() for h in helpers]
     finally:
         torch.set_num_threads(threads)  # the setting is also process-wide: restore it
     counters: dict[str, dict[str, int]] = {}
@@ -211,6 +233,12 @@ def run_batch(
         counters,
         {k: np.concatenate([r.records[k] for r in results], axis=1) for k in record},
     )
+
+
+@functools.cache
+def _helpers(count: int) -> ThreadPoolExecutor:
+    """Threads kept for the slices after the first (which runs in the calling thread)."""
+    return ThreadPoolExecutor(count, thread_name_prefix="cpu_sim")
 
 
 def _run_slice(

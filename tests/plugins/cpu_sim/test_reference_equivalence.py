@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from neurohal import ir, reference
+from neurohal_cpu_sim import engine
 
 from .graphs import all_examples
 
@@ -71,10 +72,13 @@ def test_float64_spike_trains_when_synaptic_currents_are_not_kept(cpu_sim, examp
 
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
-def test_float64_matches_the_reference_with_the_batch_split_over_threads(cpu_sim, example, threads):
-    """With torch on N threads a batch runs as N slices of samples side by side (N = 3 splits
-    the 5 samples 2 + 1 + 2): the same spike trains and counters, and torch's thread setting
-    is left as it was."""
+def test_float64_matches_the_reference_with_the_batch_split_over_threads(
+    cpu_sim, example, threads, monkeypatch
+):
+    """With torch on N threads and no least work per slice, a batch runs as N slices of
+    samples side by side (N = 3 splits the 5 samples 2 + 1 + 2): the same spike trains and
+    counters, and torch's thread setting is left as it was."""
+    monkeypatch.setattr(engine, "SPLIT_MACS", 0)
     graph = example.graph
     names = [n.name for n in graph.nodes if _is_event(n)]
     want = reference.run(graph, example.inputs, example.timesteps, record=names)
