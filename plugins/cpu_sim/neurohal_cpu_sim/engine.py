@@ -24,9 +24,7 @@ import functools
 import itertools
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from collections.abc import Mapping
 
 import attrs
 import numpy as np
@@ -34,19 +32,19 @@ import torch
 
 from neurohal import ir
 from neurohal.ir import Graph, Node
-from neurohal_cpu_sim import fused, kernels
+from neurohal_cpu_sim import fused, kernels, threads
 from neurohal_cpu_sim.settings import Settings
 
 STEP_ELEMENT_BUDGET = 1 << 22
 """Largest per-node tensor (elements) a time chunk may create when ``time_chunk`` is None."""
 
-SPLIT_MACS = 10**9
+SPLIT_MACS = 5 * 10**8
 """Least multiply-accumulates of per-step synapses per slice for `run_batch` to split a batch
-over threads. Measured (2 threads, B x T = 64 x 128 unless said): LeNet-5 (about 1.2e9 per
-slice) 62 ms split vs 70 ms whole, 72 vs 125 ms at 256 x 32, but 24 vs 20 ms at 64 x 32
-(3e8); the MLP (5.6e8 per slice at 256 x 128) ran faster whole at every size tried: its
-matrix products use both threads well, and its runs are too short to amortise the slices'
-start while torch's OpenMP workers still spin from earlier ops."""
+over threads. Measured (2 threads, best of alternating runs with the naive loop of
+benchmarks/cpu_sim_speed.py): LeNet-5 at B x T = 64 x 128 (1.2e9 per slice) 64 ms split vs
+74-83 ms whole; the MLP at 256 x 128 (5.6e8) 27 vs 31-34 ms; but LeNet-5 at 64 x 32 (3e8)
+28 vs 19 ms, the MLP at 64 x 128 (1.4e8) 7.7 vs 6.5 ms: short runs do not amortise starting
+the slices, and their matrix products use both threads well anyway."""
 
 STATEFUL = (ir.IF, ir.LIF, ir.CubaLIF, ir.Readout)
 BINARY_KEEPING = (ir.Output, ir.Flatten, ir.Reshape, ir.Concat, ir.MaxPool2d, ir.ReLU)
@@ -208,25 +206,22 @@ def run_batch(
     parallel op, no longer compete with the (serial) fused loops for the cores, and no op pays
     a fork/join. Smaller batches run whole, torch ops on all threads."""
     batch = len(next(iter(inputs.values())))
-    threads = torch.get_num_threads()
-    parts = min(threads, batch) if program.device.type == "cpu" else 1
+    count = torch.get_num_threads()
+    parts = min(count, batch) if program.device.type == "cpu" else 1
     if program.step_macs * (steps or 0) * batch < SPLIT_MACS * parts:
         parts = 1
     if parts == 1:
         return _run_slice(program, inputs, offset, total, steps, record)
-    bounds = [round(i * batch / parts) for i in range(parts + 1)]
 
     def work(lo: int, hi: int) -> BatchResult:
         torch.set_num_threads(1)  # this thread's torch ops (OpenMP, MKL) run serially
         sliced = {k: v[lo:hi] for k, v in inputs.items()}
         return _run_slice(program, sliced, offset + lo, total, steps, record)
 
-    _park_openmp()
     try:
-        helpers = [_helpers(parts - 1).submit(work, *b) for b in itertools.pairwise(bounds[1:])]
-        results = [work(bounds[0], bounds[1])] + [h.result() for h in helpers]
+        results = threads.spread(work, batch, parts)
     finally:
-        torch.set_num_threads(threads)  # the setting is also process-wide: restore it
+        torch.set_num_threads(count)  # the setting is also process-wide: restore it
     counters: dict[str, dict[str, int]] = {}
     for res in results:
         add_counters(counters, res.counters)
@@ -235,38 +230,6 @@ def run_batch(
         counters,
         {k: np.concatenate([r.records[k] for r in results], axis=1) for k in record},
     )
-
-
-@functools.cache
-def _openmp_pause() -> Callable[[int], int] | None:
-    """``omp_pause_resource_all`` of the OpenMP runtime torch ships (libgomp or libiomp)."""
-    folder = Path(torch.__file__).parent / "lib"
-    for lib in sorted(folder.glob("libgomp*.so*")) + sorted(folder.glob("libiomp*.so*")):
-        try:
-            pause = ctypes.CDLL(str(lib)).omp_pause_resource_all
-        except (OSError, AttributeError):
-            continue
-        pause.argtypes, pause.restype = [ctypes.c_int], ctypes.c_int
-        return pause
-    return None
-
-
-def _park_openmp() -> None:
-    """Let torch's idle OpenMP workers go (OpenMP 5.0 ``omp_pause_resource_all``, soft).
-
-    After every parallel torch op libgomp's workers spin for several milliseconds (its default
-    spin count) before sleeping; slices started meanwhile get half a core each. Measured, a
-    2-thread numba loop right after a torch matmul: 18.5-24 ms, 12.5-13.2 ms with the workers
-    let go first (11.8 ms on one thread alone). The next parallel torch op starts them anew."""
-    pause = _openmp_pause()
-    if pause is not None:
-        pause(1)  # omp_pause_soft
-
-
-@functools.cache
-def _helpers(count: int) -> ThreadPoolExecutor:
-    """Threads kept for the slices after the first (which runs in the calling thread)."""
-    return ThreadPoolExecutor(count, thread_name_prefix="cpu_sim")
 
 
 def _run_slice(
