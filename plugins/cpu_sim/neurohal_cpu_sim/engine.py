@@ -535,11 +535,16 @@ def _torch_steps(
 
 
 def _readout(x: torch.Tensor, static: bool, st: dict, clock: Clock) -> Value:
-    """The running mean of the input: sum so far / steps so far. The running sums are one
-    cumulative sum along time (each the previous plus this step, the reference's additions),
-    seeded with the sum carried from earlier chunks."""
+    """The running mean of the input: sum so far / steps so far, one fused loop on CPU
+    (`fused.running_mean`). In torch the running sums are one cumulative sum along time (each
+    the previous plus this step, the reference's additions), seeded with the sum carried from
+    earlier chunks."""
     shape = (clock.batch, *x.shape[1:])
     xs = _stepwise(x, static, clock)
+    if fused.usable(xs):
+        out, sums = fused.running_mean(xs, static, st.get("sum"), clock.t0, clock.steps)
+        st["sum"] = sums.reshape(shape)
+        return Value(out.reshape(-1, *shape[1:]), clock.steps)
     first = xs if static else xs[0]
     if "sum" in st:
         first = st["sum"] + first

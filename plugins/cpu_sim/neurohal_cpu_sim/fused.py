@@ -302,6 +302,39 @@ def pooled_steps(
     )
 
 
+@numba.njit(cache=True, nogil=True)
+def _running_mean(x, x_step, sums, fresh, counts, out):
+    """``out[t] = (sums + x[0] + ... + x[t]) / counts[t]``, each sum the previous plus this
+    step; ``fresh``: no earlier sum, the first is ``x[0]`` itself. ``sums`` ends as the last."""
+    for t in range(out.shape[0]):
+        xt = x[t * x_step]
+        ot = out[t]
+        if fresh and t == 0:
+            for j in range(out.shape[1]):
+                sums[j] = xt[j]
+        else:
+            for j in range(out.shape[1]):
+                sums[j] = sums[j] + xt[j]
+        for j in range(out.shape[1]):
+            ot[j] = sums[j] / counts[t]
+
+
+def running_mean(
+    x: torch.Tensor, static: bool, sums: torch.Tensor | None, t0: int, steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Readout over steps ``t0 .. t0 + steps``: the running mean of ``x`` (``(B, *shape)``
+    when ``static``, else ``(steps, B, *shape)``, a contiguous CPU tensor) carrying the
+    running ``sums`` (None at step 0). Returns the means ``(steps, B, *shape)`` and the sums
+    to carry; the reference's additions and divisions, in its order."""
+    values = x.numpy().reshape(1 if static else steps, -1)
+    carried = np.empty(values.shape[1], values.dtype) if sums is None else sums.numpy().ravel()
+    counts = np.arange(t0 + 1, t0 + steps + 1).astype(values.dtype)
+    out = np.empty((steps, values.shape[1]), values.dtype)
+    _running_mean(values, 0 if static else 1, carried, sums is None, counts, out)
+    shape = (steps, *x.shape[int(not static) :])
+    return torch.from_numpy(out).reshape(shape), torch.from_numpy(carried)
+
+
 def usable(x: torch.Tensor) -> bool:
     """Whether the fused loops can take ``x``: a contiguous float32/float64 CPU tensor."""
     return (
