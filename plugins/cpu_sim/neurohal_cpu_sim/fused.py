@@ -29,10 +29,14 @@ BLOCK = 2048
 
 
 @numba.njit(cache=True, nogil=True)
-def _neuron_steps(x, x_step, out, v, cur, counts, keep_v, keep_i, thr, zero, one, cuba, reset_zero):
+def _neuron_steps(
+    x, x_step, out, v, cur, counts, keep_v, keep_i, thr, zero, one, cuba, reset_zero, direct
+):  # fmt: skip
     """Steps ``out.shape[0]`` of neurons ``v`` (flat) driven by ``x[t * x_step]``: CubaLIF
     (``cuba``: current ``cur`` first) or LIF (IF: ``keep_v`` = 1, and ``v * 1`` is exact).
-    Branches sit outside the inner loops so that those vectorize."""
+    Branches sit outside the inner loops so that those vectorize. Spikes go straight into
+    ``out`` when ``direct``; when ``out`` is ``x`` they go through a buffer, copied after the
+    step (a loop whose input may be its output would not vectorize)."""
     steps, m = out.shape
     for b in range((m + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -40,10 +44,11 @@ def _neuron_steps(x, x_step, out, v, cur, counts, keep_v, keep_i, thr, zero, one
         vb = v[lo:hi]
         cb = counts[lo:hi]
         ib = cur[lo:hi] if cuba else vb
-        spikes = np.empty(hi - lo, out.dtype)  # not out itself: out may be x
+        buffer = np.empty(0 if direct else hi - lo, out.dtype)
         for t in range(steps):
             drive = x[t * x_step, lo:hi]
             ot = out[t, lo:hi]
+            spikes = ot if direct else buffer
             if cuba:
                 for j in range(hi - lo):
                     ib[j] = ib[j] * keep_i + drive[j]
@@ -63,7 +68,8 @@ def _neuron_steps(x, x_step, out, v, cur, counts, keep_v, keep_i, thr, zero, one
                     spikes[j] = unit
                     cb[j] += np.int32(s)
                     vb[j] = vj - thr * unit
-            ot[:] = spikes
+            if not direct:
+                ot[:] = buffer
 
 
 def neuron_steps(
@@ -90,10 +96,11 @@ def neuron_steps(
     xs = x.numpy().reshape(1 if static else steps, -1)
     counts = np.zeros(v.numel(), np.int32)
     state_i = cur.numpy().reshape(-1) if cur is not None else np.zeros(1, dtype)
+    spikes = out.numpy().reshape(steps, -1)
     _neuron_steps(
         xs,
         0 if static else 1,
-        out.numpy().reshape(steps, -1),
+        spikes,
         v.numpy().reshape(-1),
         state_i,
         counts,
@@ -104,6 +111,7 @@ def neuron_steps(
         dtype(1),
         cur is not None,
         reset_zero,
+        not np.may_share_memory(xs, spikes),
     )
     return torch.from_numpy(counts.reshape(batch, -1).sum(0, dtype=np.int64)).reshape(out.shape[2:])
 
