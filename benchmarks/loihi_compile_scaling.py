@@ -6,7 +6,8 @@ the neurons. Each is compiled for Loihi 1 (quantization + core mapping + resourc
 compile time is the host clock, peak memory the Python allocations traced by tracemalloc,
 both measured in this run. Part 2 (mapping): resource reports of VGG-16- and ResNet-18-sized
 SNNs (224 x 224 x 3 input, random weights, average pooling in place of max pooling, which
-Loihi runs only as an extra layer of OR neurons per pool) for Loihi 1 and Loihi 2. Results go
+Loihi runs only as an extra layer of OR neurons per pool) for Loihi 1 (two-compartment soft
+reset, the default, and single-compartment reset to zero) and Loihi 2. Results go
 to
 ``benchmarks/results/loihi_compile_scaling.json``.
 
@@ -167,13 +168,14 @@ def main() -> None:
     large = {}
     for name, build in (("vgg16", vgg16), ("resnet18", resnet18)):
         graph = build()
-        for chip in ("loihi1", "loihi2"):
+        for chip, soft in (("loihi1", True), ("loihi1", False), ("loihi2", True)):
+            label = chip if soft else f"{chip}-reset-zero"
             start = time.perf_counter()
-            report = LoihiDevice(chip).compile(graph).report
+            report = LoihiDevice(chip).compile(graph, loihi1_soft_reset=soft).report
             row = {**summary(report), "seconds": time.perf_counter() - start}
-            large[f"{name}/{chip}"] = row
+            large[f"{name}/{label}"] = row
             print(
-                f"{name:8s} {chip}: {row['neurons']:9d} neurons {row['synapses']:13d} "
+                f"{name:8s} {label:18s}: {row['neurons']:9d} neurons {row['synapses']:13d} "
                 f"synapses  {row['cores']:6d} cores  {row['chips']:4d} chips  "
                 f"({row['seconds']:.1f} s)"
             )
