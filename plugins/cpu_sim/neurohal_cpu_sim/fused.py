@@ -29,14 +29,12 @@ BLOCK = 2048
 
 
 @numba.njit(cache=True, nogil=True)
-def _neuron_steps(
-    x, x_step, out, v, cur, counts, keep_v, keep_i, thr, zero, one, cuba, reset_zero, direct
-):  # fmt: skip
+def _neuron_steps(x, x_step, out, v, cur, counts, keep_v, keep_i, thr, zero, one, cuba, reset_zero):
     """Steps ``out.shape[0]`` of neurons ``v`` (flat) driven by ``x[t * x_step]``: CubaLIF
     (``cuba``: current ``cur`` first) or LIF (IF: ``keep_v`` = 1, and ``v * 1`` is exact).
-    Branches sit outside the inner loops so that those vectorize. Spikes go straight into
-    ``out`` when ``direct``; when ``out`` is ``x`` they go through a buffer, copied after the
-    step (a loop whose input may be its output would not vectorize)."""
+    Branches sit outside the inner loops so that those vectorize. Each update reads its
+    drive before it writes its spike, so ``out`` may be ``x`` (correct, but then LLVM's alias
+    check sends the loop down its scalar path)."""
     steps, m = out.shape
     for b in range((m + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
@@ -44,11 +42,9 @@ def _neuron_steps(
         vb = v[lo:hi]
         cb = counts[lo:hi]
         ib = cur[lo:hi] if cuba else vb
-        buffer = np.empty(0 if direct else hi - lo, out.dtype)
         for t in range(steps):
             drive = x[t * x_step, lo:hi]
-            ot = out[t, lo:hi]
-            spikes = ot if direct else buffer
+            spikes = out[t, lo:hi]
             if cuba:
                 for j in range(hi - lo):
                     ib[j] = ib[j] * keep_i + drive[j]
@@ -68,8 +64,6 @@ def _neuron_steps(
                     spikes[j] = unit
                     cb[j] += np.int32(s)
                     vb[j] = vj - thr * unit
-            if not direct:
-                ot[:] = buffer
 
 
 def neuron_steps(
@@ -111,7 +105,6 @@ def neuron_steps(
         dtype(1),
         cur is not None,
         reset_zero,
-        not np.may_share_memory(xs, spikes),
     )
     return torch.from_numpy(counts.reshape(batch, -1).sum(0, dtype=np.int64)).reshape(out.shape[2:])
 

@@ -55,8 +55,9 @@ def test_float64_matches_the_reference_step_by_step(cpu_sim, example, options):
 @pytest.mark.parametrize("options", [{}, STREAMED], ids=["one_batch", "streamed"])
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
 def test_float64_spike_trains_when_synaptic_currents_are_not_kept(cpu_sim, example, options):
-    """Recording only the event nodes lets a neuron layer reuse its synaptic current's memory
-    for its spikes (nothing else reads the current): the spike trains must not change."""
+    """Recording only the event nodes lets a neuron layer's torch loop reuse its synaptic
+    current's memory for its spikes (nothing else reads the current), and frees values early:
+    the spike trains must not change."""
     graph = example.graph
     names = [n.name for n in graph.nodes if _is_event(n)]
     want = reference.run(graph, example.inputs, example.timesteps, record=names)
