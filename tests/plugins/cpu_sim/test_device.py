@@ -189,3 +189,17 @@ def test_time_chunks_cover_every_step_within_the_memory_budget(steps, batch):
     assert sum(n for _, n in chunks) == steps
     assert all(t0 + n == nxt for (t0, n), nxt in zip(chunks, [*starts[1:], steps], strict=True))
     assert all(n * batch * largest <= max(STEP_ELEMENT_BUDGET, batch * largest) for _, n in chunks)
+
+
+def test_a_graphs_program_is_kept_for_its_settings_only():
+    from neurohal_cpu_sim.device import _program
+    from neurohal_cpu_sim.settings import Settings
+
+    graph = ir.chain(
+        ir.Input(name="x", shape=(3,)), ir.IF(name="n", v_threshold=1.0), ir.Output(name="out")
+    )
+    first = _program(graph, Settings())
+    assert _program(graph, Settings()) is first
+    assert _program(graph, Settings(dtype="float64")) is not first
+    same_nodes = ir.Graph(graph.nodes, graph.edges)  # an equal graph, another object
+    assert _program(same_nodes, Settings()) is not _program(graph, Settings())
