@@ -144,6 +144,11 @@ class Program:
             if plan[key[0]] == "time-batched"
         )
         self.pooled = _pooled_neurons(graph, self.device)
+        self.dense_fed = _dense_fed_neurons(graph, self.device)
+        self.weight_t = {
+            dense.name: np.ascontiguousarray(self.params[dense.name]["weight"].numpy().T)
+            for _, dense in self.dense_fed.values()
+        }
 
     def chunks(self, steps: int, batch: int) -> list[tuple[int, int]]:
         """Balanced (t0, length) chunks covering ``steps``."""
@@ -170,6 +175,33 @@ def _pooled_neurons(graph: Graph, device: torch.device) -> dict[str, Node]:
         ):
             out[node.name] = dst
     return out
+
+
+def _dense_fed_neurons(graph: Graph, device: torch.device) -> dict[str, tuple[Node | None, Node]]:
+    """Neuron layers whose spikes go only into one Dense layer, directly or through a Flatten
+    that nothing else reads (CPU): the layer runs fused with the Dense (`fused.dense_steps`),
+    its spikes never stored. Maps the layer to (the Flatten or None, the Dense)."""
+    if device.type != "cpu":
+        return {}
+    out = {}
+    for node in graph.topological_order():
+        if not isinstance(node, (ir.IF, ir.LIF, ir.CubaLIF)):
+            continue
+        flat, dst = None, _only_reader(graph, node.name)
+        if isinstance(dst, ir.Flatten):
+            flat, dst = dst, _only_reader(graph, dst.name)
+        if isinstance(dst, ir.Dense):
+            out[node.name] = (flat, dst)
+    return out
+
+
+def _only_reader(graph: Graph, name: str) -> Node | None:
+    """The node that alone reads ``name``, over one edge and with no other input; else None."""
+    edges = [e for e in graph.edges if e.src == name]
+    if len(edges) != 1:
+        return None
+    dst = graph.node(edges[0].dst)
+    return dst if len(graph.sources(dst.name, "input")) == 1 else None
 
 
 def _macs(fan: torch.Tensor | int, in_shape: tuple[int, ...]) -> int:
@@ -296,8 +328,8 @@ def _run_chunk(
                 values[node.name] = ready.pop(node.name)
             else:
                 owned = _owned(program, node, srcs, values, left, keep)
-                pool = program.pooled.get(node.name) if node.name not in keep else None
-                values[node.name] = _evaluate(node, program, ports, st, clock, owned, pool, ready)
+                fuse = _fused_with(program, node.name, keep)
+                values[node.name] = _evaluate(node, program, ports, st, clock, owned, fuse, ready)
             counts = _count(node, program, ports, values[node.name], clock)
             _accumulate(counters[node.name], counts, 1)
             if values[node.name].steps is None and not isinstance(node, STATEFUL):
@@ -309,6 +341,17 @@ def _run_chunk(
                 if left[s] == 0 and s not in keep:
                     del values[s]
     return values
+
+
+def _fused_with(program: Program, name: str, keep: set[str]) -> Node | None:
+    """The pool or Dense layer neuron layer ``name`` runs fused with in this run, if any: none
+    when its spikes (or the Flatten between it and the Dense) are kept or recorded."""
+    if name in keep:
+        return None
+    flat, dense = program.dense_fed.get(name, (None, None))
+    if dense is not None:
+        return dense if flat is None or flat.name not in keep else None
+    return program.pooled.get(name)
 
 
 def _owned(
@@ -392,19 +435,22 @@ def _evaluate(
     st: dict,
     clock: Clock,
     owned: bool,
-    pool: Node | None,
+    fuse: Node | None,
     ready: dict[str, Value],
 ) -> Value:
-    """The node's value over the chunk. A neuron layer with a ``pool`` (see `_pooled_neurons`)
-    runs fused with it: the pool's value goes into ``ready`` and the layer's own value is a
+    """The node's value over the chunk. A neuron layer with a pool or Dense layer to ``fuse``
+    with (see `_pooled_neurons`, `_dense_fed_neurons`) runs as one loop with it: that node's
+    value (and a Flatten's between them) goes into ``ready`` and the layer's own value is a
     placeholder of its shape carrying its spike counts (nothing else reads it)."""
     if isinstance(node, ir.Encoder) and node.kind == "poisson":
         return _poisson(node, ports["input"], clock, program)
     x = {p: v.tensor.to(program.dtype) for p, v in ports.items()}
     steps = next(iter(ports.values())).steps
     if isinstance(node, (ir.IF, ir.LIF, ir.CubaLIF)):
-        if pool is not None and fused.usable(x["input"]):
-            return _pooled_neurons_run(node, pool, x["input"], steps is None, st, clock, ready)
+        if isinstance(fuse, ir.Dense) and fused.usable(x["input"]):
+            return _dense_neurons_run(node, program, x["input"], steps is None, st, clock, ready)
+        if fuse is not None and fused.usable(x["input"]):
+            return _pooled_neurons_run(node, fuse, x["input"], steps is None, st, clock, ready)
         return _neurons(node, x["input"], steps is None, st, clock, owned)
     if isinstance(node, ir.Readout):
         return _readout(x["input"], steps is None, st, clock)
@@ -476,6 +522,45 @@ def _pooled_neurons_run(
         pooled.reshape(-1, *pooled.shape[2:]), clock.steps, memo={"active": active}
     )
     shape_only = torch.zeros((), dtype=x.dtype).expand(clock.steps * clock.batch, c, h, w)
+    return Value(shape_only, clock.steps, binary=True, memo={"active": spikes})
+
+
+def _dense_neurons_run(
+    node: ir.IF | ir.LIF | ir.CubaLIF,
+    program: Program,
+    x: torch.Tensor,
+    static: bool,
+    st: dict,
+    clock: Clock,
+    ready: dict[str, Value],
+) -> Value:
+    """A neuron layer and the Dense layer it alone feeds (through a Flatten or not), fused
+    (`fused.dense_steps`); the state is the unfused layer's."""
+    flat, dense = program.dense_fed[node.name]
+    v, cur, keep_v, keep_i = _state(node, x, st, clock)
+    bias = program.params[dense.name].get("bias")
+    y, spikes = fused.dense_steps(
+        x,
+        static,
+        v,
+        cur,
+        keep_v,
+        keep_i,
+        node.v_threshold,
+        node.reset == "zero",
+        program.weight_t[dense.name],
+        None if bias is None else bias.numpy(),
+        clock.steps,
+    )
+    ready[dense.name] = Value(y.reshape(-1, y.shape[-1]), clock.steps)
+    rows = clock.steps * clock.batch
+    if flat is not None:
+        flat_shape = (rows, spikes.numel())
+        placeholder = torch.zeros((), dtype=x.dtype).expand(flat_shape)
+        ready[flat.name] = Value(
+            placeholder, clock.steps, binary=True, memo={"active": spikes.reshape(-1)}
+        )
+    shape_only = torch.zeros((), dtype=x.dtype).expand(rows, *x.shape[1:])
     return Value(shape_only, clock.steps, binary=True, memo={"active": spikes})
 
 

@@ -24,6 +24,8 @@ import numba
 import numpy as np
 import torch
 
+from neurohal_cpu_sim import threads
+
 BLOCK = 2048
 """Neurons per block: its membrane and counts stay in L1/L2 through a chunk."""
 
@@ -301,6 +303,128 @@ def pooled_steps(
         torch.from_numpy(spikes).reshape(c, h, w),
         torch.from_numpy(pcounts.sum(0, dtype=np.int64)).reshape(c, h // kh, w // kw),
     )
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_rows(acc, wt, fired, k):
+    """``acc += wt[fired[0]] + ... + wt[fired[k - 1]]``, four rows at a time summed as
+    ``(a + b) + (c + d)`` before they meet ``acc``: a quarter of the loads and stores of
+    ``acc``, which bound this loop (any order is as exact as a BLAS product's)."""
+    q = 0
+    while q + 4 <= k:
+        r0, r1, r2, r3 = wt[fired[q]], wt[fired[q + 1]], wt[fired[q + 2]], wt[fired[q + 3]]
+        for o in range(acc.shape[0]):
+            acc[o] += (r0[o] + r1[o]) + (r2[o] + r3[o])
+        q += 4
+    while q < k:
+        row = wt[fired[q]]
+        for o in range(acc.shape[0]):
+            acc[o] += row[o]
+        q += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _dense_steps(
+    x, x_step, v, cur, counts, wt, bias, has_bias, out, lo, hi, keep_v, keep_i, thr, zero, one,
+    cuba, reset_zero
+):  # fmt: skip
+    """Steps ``out.shape[0]`` of samples ``lo .. hi`` of neurons ``v[p]`` driven by
+    ``x[t * x_step, p]`` (as `_neuron_steps` orders each update), each step's spikes going
+    straight into a Dense layer: ``out[t, p] = (sum of wt[j] over the neurons j that fired)
+    + bias``. Each sample runs all steps with its state in cache; a step's spikes become a
+    short list of fired indices, so the spike tensor is never written and silent neurons
+    cost no adds."""
+    steps, m = out.shape[0], out.shape[2]
+    n = v.shape[1]
+    flags = np.empty(n, np.uint8)
+    fired = np.empty(n, np.int32)
+    acc = np.empty(m, out.dtype)
+    scratch = np.empty(n, out.dtype)
+    for p in range(lo, hi):
+        vp = v[p]
+        cp = cur[p] if cuba else scratch
+        for t in range(steps):
+            drive = x[t * x_step, p]
+            if cuba:
+                for j in range(n):
+                    c = cp[j] * keep_i + drive[j]
+                    cp[j] = c
+                    scratch[j] = c
+                drive = scratch
+            if reset_zero:
+                for j in range(n):
+                    vj = vp[j] * keep_v + drive[j]
+                    s = vj >= thr
+                    flags[j] = np.uint8(s)
+                    counts[j] += np.int32(s)
+                    vp[j] = zero if s else vj
+            else:
+                for j in range(n):
+                    vj = vp[j] * keep_v + drive[j]
+                    s = vj >= thr
+                    flags[j] = np.uint8(s)
+                    counts[j] += np.int32(s)
+                    vp[j] = vj - thr * (one if s else zero)
+            k = 0
+            for j in range(n):  # branch-free: spikes are too irregular to predict
+                fired[k] = j
+                k += flags[j]
+            for o in range(m):
+                acc[o] = zero
+            _add_rows(acc, wt, fired, k)
+            ot = out[t, p]
+            if has_bias:
+                for o in range(m):
+                    ot[o] = acc[o] + bias[o]
+            else:
+                for o in range(m):
+                    ot[o] = acc[o]
+
+
+def dense_steps(
+    x: torch.Tensor,
+    static: bool,
+    v: torch.Tensor,
+    cur: torch.Tensor | None,
+    keep_v: float,
+    keep_i: float,
+    threshold: float,
+    reset_zero: bool,
+    weight_t: np.ndarray,
+    bias: np.ndarray | None,
+    steps: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`neuron_steps` followed by a Dense layer (``x @ W.T + b``, ``weight_t`` = ``W.T``
+    contiguous, ``(N, M)``) on its spikes, without storing them.
+
+    ``x``: ``(B, *shape)`` when ``static``, else ``(steps, B, *shape)`` (contiguous, N
+    neurons per sample); ``v``, ``cur``: state as for `neuron_steps`, updated. With torch on
+    several threads the samples are split over as many of cpu_sim's (`threads.spread`).
+    Returns the Dense output ``(steps, B, M)`` and the spikes per neuron of ``shape`` over all
+    steps and samples (int64). A spike is 1, so each product is the weight itself, exactly;
+    the products are summed in a fixed order (the reference's matrix product in another, as
+    any BLAS), then the bias is added, as the reference does."""
+    dtype = weight_t.dtype.type
+    batch = v.shape[0]
+    n, m = weight_t.shape
+    xs = x.numpy().reshape(1 if static else steps, batch, n)
+    state_v = v.numpy().reshape(batch, n)
+    state_i = cur.numpy().reshape(batch, n) if cur is not None else state_v[:0]
+    out = np.empty((steps, batch, m), weight_t.dtype)
+
+    def work(lo: int, hi: int) -> np.ndarray:
+        counts = np.zeros(n, np.int32)
+        _dense_steps(
+            xs, 0 if static else 1, state_v, state_i, counts, weight_t,
+            bias if bias is not None else weight_t[0], bias is not None, out, lo, hi,
+            dtype(keep_v), dtype(keep_i), dtype(threshold), dtype(0), dtype(1),
+            cur is not None, reset_zero,
+        )  # fmt: skip
+        return counts
+
+    counts = threads.spread(work, batch, torch.get_num_threads())
+    spikes = np.sum(counts, axis=0, dtype=np.int64)
+    return torch.from_numpy(out), torch.from_numpy(spikes).reshape(v.shape[1:])
 
 
 @numba.njit(cache=True, nogil=True)
