@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from neurohal import ir, reference
+from neurohal_cpu_sim import fused
 from neurohal_cpu_sim.engine import Program
 from neurohal_cpu_sim.settings import Settings
 
@@ -75,8 +76,10 @@ CASES = [
 
 
 @pytest.fixture
-def two_threads():
-    """torch on two threads, so that `fused.dense_steps` splits the samples over two."""
+def two_threads(monkeypatch):
+    """torch on two threads, and `fused.dense_steps` splitting even these few samples over
+    two."""
+    monkeypatch.setattr(fused, "SPREAD_UPDATES", 0)
     count = torch.get_num_threads()
     torch.set_num_threads(2)
     yield
