@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shlex
 import platform
 import sys
 import time
@@ -277,7 +278,7 @@ def main() -> None:
         results = {}
         for model in args.models or nh.zoo.names():
             results[Path(model).stem] = run_model(model, args, console)
-            write(args.out, results, [" ".join(sys.argv)], list(args.timesteps))
+            write(args.out, results, [shlex.join(sys.argv)], list(args.timesteps))
     timesteps = tuple(json.loads(args.out.read_text())["timesteps"])
     Console(width=200).print(table(json.loads(args.out.read_text())["models"], timesteps))
     console.print(f"results written to {args.out}")
