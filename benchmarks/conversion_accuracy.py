@@ -25,8 +25,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import shlex
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
