@@ -20,25 +20,22 @@ from neurohal_loihi.lowering import Layer, Plan, Projection, lower
 
 @attrs.frozen
 class Network:
-    """The lowered graph, its chip, its quantized arrays (keys ``layer:field``) and whether
-    Loihi 1 keeps reset by subtraction with two-compartment neurons (``soft_reset``)."""
+    """The lowered graph, its chip, its quantized arrays (keys ``layer:field``) and each
+    layer's reset on the chip (`reset_modes`)."""
 
     graph: Graph
     plan: Plan
     chip: str
     arrays: Mapping[str, np.ndarray]
-    soft_reset: bool
+    resets: Mapping[str, str]
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> Network:
         plan = lower(artifact.graph)
-        return cls(
-            artifact.graph,
-            plan,
-            str(artifact.options["chip"]),
-            dict(artifact.arrays),
-            bool(artifact.options["loihi1_soft_reset"]),
-        )
+        chip = str(artifact.options["chip"])
+        soft = bool(artifact.options["loihi1_soft_reset"])
+        resets = reset_modes(artifact.graph, plan, chip, soft)
+        return cls(artifact.graph, plan, chip, dict(artifact.arrays), resets)
 
     def value(self, layer: str, field: str) -> np.ndarray:
         return np.asarray(self.arrays[f"{layer}:{field}"])
@@ -48,8 +45,8 @@ class Network:
         return np.asarray(self.arrays[f"{proj.key}:w"]), int(self.arrays[f"{proj.key}:exp"])
 
     def reset(self, layer: Layer) -> str:
-        """How the layer's neurons reset on this chip (see `reset_modes`)."""
-        return reset_modes(self.graph, self.plan, self.chip, self.soft_reset)[layer.name]
+        """How the layer's neurons reset on this chip: zero, subtract or two_compartment."""
+        return self.resets[layer.name]
 
     def self_synapse(self, layer: Layer) -> tuple[int, int]:
         """(mantissa, exponent) of a two-compartment layer's inhibitory self-synapse."""
