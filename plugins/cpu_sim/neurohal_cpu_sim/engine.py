@@ -65,8 +65,9 @@ class Value:
     binary: bool = False
     """Holds only 0 and 1 (spikes), so counting needs no comparison."""
     memo: dict = attrs.field(factory=dict, eq=False, repr=False)
-    """Per-element nonzero counts once computed: a neuron layer's spike count and its
-    consumers' synops come from one pass."""
+    """Per-element nonzero counts (``active``) once computed: a neuron layer's spike count
+    and its consumers' synops come from one pass; ``counters``: the node's own counters for
+    the chunk, when the fused loop that made the value counted them."""
 
     def active(self) -> torch.Tensor:
         if "active" not in self.memo:
@@ -506,7 +507,7 @@ def _pooled_neurons_run(
         if st.get("drive", (None,))[0] is not x:
             st["drive"] = (x, windows.permute(x.contiguous().numpy().reshape(clock.batch, -1)))
         drive = st["drive"][1]
-    pooled, spikes, active = fused.pooled_steps(
+    pooled, covered, uncovered, active = fused.pooled_steps(
         drive,
         windows,
         st["v_windows"],
@@ -518,11 +519,20 @@ def _pooled_neurons_run(
         clock.steps,
         isinstance(pool, ir.AvgPool2d),
     )
+    rows = clock.steps * clock.batch
+    # a tiling window holds each covered neuron once, so the pool's synops are the covered
+    # neurons' spikes and its MACs the covered neurons (uncovered ones reach no synapse)
     ready[pool.name] = Value(
-        pooled.reshape(-1, *pooled.shape[2:]), clock.steps, memo={"active": active}
+        pooled.reshape(-1, *pooled.shape[2:]),
+        clock.steps,
+        memo={
+            "active": active,
+            "counters": {"synops": covered, "macs": rows * windows.area * windows.windows},
+        },
     )
-    shape_only = torch.zeros((), dtype=x.dtype).expand(clock.steps * clock.batch, c, h, w)
-    return Value(shape_only, clock.steps, binary=True, memo={"active": spikes})
+    shape_only = torch.zeros((), dtype=x.dtype).expand(rows, c, h, w)
+    counters = {"spikes": covered + uncovered, "neuron_updates": shape_only.numel()}
+    return Value(shape_only, clock.steps, binary=True, memo={"counters": counters})
 
 
 def _dense_neurons_run(
@@ -669,7 +679,10 @@ def _poisson(node: ir.Encoder, x: Value, clock: Clock, program: Program) -> Valu
 def _count(
     node: Node, program: Program, ports: dict[str, Value], out: Value, clock: Clock
 ) -> dict[str, int]:
-    """This chunk's counters, defined as the reference's `_count` summed over its steps."""
+    """This chunk's counters, defined as the reference's `_count` summed over its steps (or
+    counted by the fused loop that made ``out``)."""
+    if "counters" in out.memo:
+        return out.memo["counters"]
     if node.domain == "spiking":
         return {
             "spikes": int(out.active().sum()),

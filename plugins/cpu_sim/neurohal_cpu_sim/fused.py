@@ -29,6 +29,12 @@ from neurohal_cpu_sim import threads
 BLOCK = 2048
 """Neurons per block: its membrane and counts stay in L1/L2 through a chunk."""
 
+WINDOW_BLOCK = 256
+"""Windows per block of `pooled_steps` with a static drive: a 2 x 2 pool's block keeps 9 KiB
+of drive, membrane and window sums in L1 through every step of a chunk. Measured (LeNet-5's
+if1, 32 samples x 27 steps, 1 thread): 0.56 ms per chunk at 256, 0.57 at 512 and 1,176 (the
+whole sample, whose state spills to L2), 0.60 at 128."""
+
 SPREAD_UPDATES = 1 << 18
 """Least neuron updates (steps x samples x neurons) in one `dense_steps` call for it to split
 the samples over torch's threads. Measured (2 threads, B = 64): the MLP's layers (2.6e5 and
@@ -117,90 +123,110 @@ def neuron_steps(
     return torch.from_numpy(counts.reshape(batch, -1).sum(0, dtype=np.int64)).reshape(out.shape[2:])
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _strip(drive, v, cur, counts, acc, scratch, keep_v, keep_i, thr, zero, one, cuba, reset_zero):
-    """One step of neurons ``v`` (1-D) driven by ``drive``, as `_neuron_steps` orders it
-    (CubaLIF: current first, through ``scratch``); each spike adds 1 to ``acc`` and counts."""
-    if cuba:
-        for j in range(v.shape[0]):
-            c = cur[j] * keep_i + drive[j]
-            cur[j] = c
-            scratch[j] = c
-        drive = scratch
-    if reset_zero:
-        for j in range(v.shape[0]):
-            vj = v[j] * keep_v + drive[j]
-            s = vj >= thr
-            acc[j] += one if s else zero
-            counts[j] += np.int32(s)
-            v[j] = zero if s else vj
-    else:
-        for j in range(v.shape[0]):
-            vj = v[j] * keep_v + drive[j]
-            s = vj >= thr
-            unit = one if s else zero
-            acc[j] += unit
-            counts[j] += np.int32(s)
-            v[j] = vj - thr * unit
+@functools.cache
+def _pooled_loop(cuba: bool, reset_zero: bool, gather: bool, uncovered: bool):
+    """The `pooled_steps` loop for one kind of layer: CubaLIF or not, reset to zero or by
+    subtraction, drive gathered per step or static, neurons left uncovered or not. The kinds
+    are constants of each compiled loop, so it holds only its own paths: one loop taking them
+    as arguments ran LeNet-5's if1 1.2x slower (0.81 against 0.67 ms a chunk)."""
 
+    @numba.njit(cache=True, nogil=True)
+    def loop(xs, xs_rest, xg, order, order_rest, out, v, v_rest, cur, cur_rest, pcounts,
+             keep_v, keep_i, thr, zero, one, divisor):  # fmt: skip
+        """Steps ``out.shape[0]`` of samples whose covered neurons ``v[p]`` are ``(area, Q)``
+        in window order (`window_order`: row k holds window element k of every window) and
+        whose uncovered ones are ``v_rest[p]``. Strips ``v[p, k]`` add their spikes into
+        Q-long window sums, so pooling is contiguous adds. ``out[t, p]`` gets the sums
+        (divided by ``divisor`` unless it is 0), ``pcounts`` the nonzero ones per window. The
+        drive is ``xs[p]`` / ``xs_rest[p]`` (in window order, the same every step), or
+        (``gather``) taken from ``xg[t, p]`` (natural order) through ``order`` /
+        ``order_rest``. Each update is `_neuron_steps`'s, in its order.
 
-@numba.njit(cache=True, nogil=True)
-def _pooled_steps(
-    xs, xs_rest, xg, x_step, order, order_rest, out, v, v_rest, cur, cur_rest, counts,
-    counts_rest, pcounts, keep_v, keep_i, thr, zero, one, cuba, reset_zero, divisor
-):  # fmt: skip
-    """Steps ``out.shape[0]`` of samples whose covered neurons ``v[p]`` are ``(area, Q)`` in
-    window order (`window_order`: row k holds window element k of every window) and whose
-    uncovered ones are ``v_rest[p]``. Each sample runs all steps while its state is in cache;
-    each strip ``v[p, k]`` adds its spikes into one Q-long window sum, so pooling is
-    contiguous adds. ``out[t, p]`` gets the sums (divided by ``divisor`` unless it is 0),
-    ``pcounts[p]`` the nonzero ones. The drive is ``xs[p]`` / ``xs_rest[p]`` (already in
-    window order, the same every step) when ``order`` is empty, else gathered from
-    ``xg[t * x_step, p]`` (natural order) through ``order`` / ``order_rest``."""
-    steps, batch, windows = out.shape
-    area = v.shape[1]
-    rest = v_rest.shape[1]
-    gather = order.shape[0] > 0
-    acc = np.empty(windows, out.dtype)
-    spare = np.empty(rest, out.dtype)
-    drive = np.empty(max(windows, rest), out.dtype)
-    scratch = np.empty(max(windows, rest), out.dtype)
-    for p in range(batch):
-        for t in range(steps):
-            acc[:] = zero
-            for k in range(area):
-                if gather:
-                    row = xg[t * x_step, p]
-                    idx = order[k]
-                    d = drive[:windows]
-                    for j in range(windows):
-                        d[j] = row[idx[j]]
-                else:
-                    d = xs[p, k]
-                c = cur[p, k] if cuba else acc
-                _strip(d, v[p, k], c, counts[p, k], acc, scratch[:windows], keep_v, keep_i, thr,
-                       zero, one, cuba, reset_zero)  # fmt: skip
-            if rest > 0:
-                if gather:
-                    row = xg[t * x_step, p]
-                    d = drive[:rest]
-                    for j in range(rest):
-                        d[j] = row[order_rest[j]]
-                else:
-                    d = xs_rest[p]
-                c = cur_rest[p] if cuba else spare
-                _strip(d, v_rest[p], c, counts_rest[p], spare, scratch[:rest], keep_v, keep_i,
-                       thr, zero, one, cuba, reset_zero)  # fmt: skip
-            ot = out[t, p]
-            pc = pcounts[p]
-            if divisor > 0:
-                for j in range(windows):
-                    ot[j] = acc[j] / divisor
-            else:
-                for j in range(windows):
-                    ot[j] = acc[j]
-            for j in range(windows):
-                pc[j] += np.int32(acc[j] != zero)
+        A static drive runs block by block of `WINDOW_BLOCK` windows, each through every step
+        with its drive and state in L1 (a whole sample's state would spill to L2); a gathered
+        one step by step, each step's drive row read once. The uncovered neurons are one more
+        strip, their spikes summed into ``spare``. Spikes are counted as window sums, not per
+        neuron: returns the covered and the uncovered neurons' spike totals."""
+        steps, batch, windows = out.shape
+        area = v.shape[1]
+        rest = v_rest.shape[1]
+        block = windows if gather else min(WINDOW_BLOCK, windows)
+        acc = np.empty(block, out.dtype)
+        spare = np.zeros(rest, out.dtype)
+        drive = np.empty(max(block, rest), out.dtype)
+        scratch = np.empty(max(block, rest), out.dtype)
+        covered = spiked = 0
+        for p in range(batch):
+            strips = (windows + block - 1) // block + (1 if uncovered else 0)
+            for b in range(strips):
+                tail = uncovered and b == strips - 1  # the uncovered neurons, one strip
+                lo = windows if tail else b * block
+                hi = windows + rest if tail else min(lo + block, windows)
+                n = hi - lo
+                a = spare if tail else acc[:n]
+                for t in range(steps):
+                    if not tail:
+                        a[:] = zero
+                    for k in range(1 if tail else area):
+                        if tail:
+                            vb = v_rest[p]
+                            cb = cur_rest[p]
+                            if gather:
+                                row = xg[t, p]
+                                for j in range(n):
+                                    drive[j] = row[order_rest[j]]
+                                d = drive[:n]
+                            else:
+                                d = xs_rest[p]
+                        else:
+                            vb = v[p, k, lo:hi]
+                            cb = cur[p, k, lo:hi] if cuba else vb
+                            if gather:
+                                row = xg[t, p]
+                                idx = order[k]
+                                for j in range(n):
+                                    drive[j] = row[idx[lo + j]]
+                                d = drive[:n]
+                            else:
+                                d = xs[p, k, lo:hi]
+                        if cuba:
+                            for j in range(n):
+                                c = cb[j] * keep_i + d[j]
+                                cb[j] = c
+                                scratch[j] = c
+                            d = scratch[:n]
+                        if reset_zero:
+                            for j in range(n):
+                                vj = vb[j] * keep_v + d[j]
+                                s = vj >= thr
+                                a[j] += one if s else zero
+                                vb[j] = zero if s else vj
+                        else:
+                            for j in range(n):
+                                vj = vb[j] * keep_v + d[j]
+                                s = vj >= thr
+                                unit = one if s else zero
+                                a[j] += unit
+                                vb[j] = vj - thr * unit
+                    if tail:
+                        continue
+                    ot = out[t, p, lo:hi]
+                    if divisor > 0:
+                        for j in range(n):
+                            ot[j] = a[j] / divisor
+                    else:
+                        for j in range(n):
+                            ot[j] = a[j]
+                    pc = pcounts[lo:hi]
+                    for j in range(n):
+                        pc[j] += np.int64(a[j] != zero)
+                        covered += np.int64(a[j])
+            for j in range(rest):
+                spiked += np.int64(spare[j])
+                spare[j] = zero
+        return covered, spiked
+
+    return loop
 
 
 @functools.lru_cache(maxsize=64)
@@ -266,16 +292,17 @@ def pooled_steps(
     reset_zero: bool,
     steps: int,
     average: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, int, int, torch.Tensor]:
     """`neuron_steps` followed by sum (or, ``average``, mean) pooling over the tiling windows
     of ``pool`` (stride = kernel, no padding), without storing the spikes.
 
     ``x``: a per-step drive ``(steps, B, C, H, W)`` (contiguous), or a static one already
     permuted by `Pooled.permute`. ``v`` and ``cur`` (CubaLIF's current, else None): state from
-    `Pooled.state`, updated. Returns the pooled values ``(steps, B, C, OH, OW)``, the spikes
-    per neuron of ``(C, H, W)`` and the nonzero pooled values per element of ``(C, OH, OW)``,
-    both over all steps and samples (int64). Windows add their 0/1 spikes exactly in any
-    order; the mean is one division of that sum, as the reference's window sum then divide.
+    `Pooled.state`, updated. Returns the pooled values ``(steps, B, C, OH, OW)``, the spikes of
+    the neurons the windows cover and of those they do not, and the nonzero pooled values per
+    element of ``(C, OH, OW)``, over all steps and samples (int64). Windows add their 0/1
+    spikes exactly in any order; the mean is one division of that sum, as the reference's
+    window sum then divide.
     """
     dtype = v[0].dtype.type
     batch = v[0].shape[0]
@@ -291,23 +318,19 @@ def pooled_steps(
         xg = x.numpy().reshape(steps, batch, -1)
         gather, gather_rest = order[:cut].reshape(pool.area, pool.windows), order[cut:]
     out = np.empty((steps, batch, pool.windows), dtype)
-    counts = np.zeros(v[0].shape, np.int32)
-    counts_rest = np.zeros(v[1].shape, np.int32)
-    pcounts = np.zeros((batch, pool.windows), np.int32)
-    cuba = cur is not None
+    pcounts = np.zeros(pool.windows, np.int64)
+    loop = _pooled_loop(cur is not None, reset_zero, not isinstance(x, tuple), pool.rest > 0)
     cur = cur or (np.zeros((1, 1, 1), dtype), np.zeros((1, 1), dtype))
-    _pooled_steps(
-        xs, xs_rest, xg, 1, gather, gather_rest, out, v[0], v[1], cur[0], cur[1], counts,
-        counts_rest, pcounts, dtype(keep_v), dtype(keep_i), dtype(threshold), dtype(0),
-        dtype(1), cuba, reset_zero, dtype(pool.area if average else 0),
+    covered, uncovered = loop(
+        xs, xs_rest, xg, gather, gather_rest, out, v[0], v[1], cur[0], cur[1], pcounts,
+        dtype(keep_v), dtype(keep_i), dtype(threshold), dtype(0), dtype(1),
+        dtype(pool.area if average else 0),
     )  # fmt: skip
-    spikes = np.empty(c * h * w, np.int64)
-    spikes[order[:cut]] = counts.sum(0, dtype=np.int64).reshape(-1)
-    spikes[order[cut:]] = counts_rest.sum(0, dtype=np.int64)
     return (
         torch.from_numpy(out).reshape(steps, batch, c, h // kh, w // kw),
-        torch.from_numpy(spikes).reshape(c, h, w),
-        torch.from_numpy(pcounts.sum(0, dtype=np.int64)).reshape(c, h // kh, w // kw),
+        int(covered),
+        int(uncovered),
+        torch.from_numpy(pcounts).reshape(c, h // kh, w // kw),
     )
 
 
