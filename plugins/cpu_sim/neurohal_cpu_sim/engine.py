@@ -146,9 +146,16 @@ class Program:
         )
         self.pooled = _pooled_neurons(graph, self.device)
         self.dense_fed = _dense_fed_neurons(graph, self.device)
+        self.pool_fed = {
+            pool.name: reader
+            for pool in self.pooled.values()
+            if (reader := _dense_reader(graph, pool.name)) is not None
+        }
+        """Fused pools whose values go only into a Dense layer (through a Flatten or not): the
+        loop feeds them to it (`fused.pooled_steps` with a weight)."""
         self.weight_t = {
             dense.name: np.ascontiguousarray(self.params[dense.name]["weight"].numpy().T)
-            for _, dense in self.dense_fed.values()
+            for _, dense in [*self.dense_fed.values(), *self.pool_fed.values()]
         }
 
     def chunks(self, steps: int, batch: int) -> list[tuple[int, int]]:
@@ -178,22 +185,27 @@ def _pooled_neurons(graph: Graph, device: torch.device) -> dict[str, Node]:
     return out
 
 
+def _dense_reader(graph: Graph, name: str) -> tuple[Node | None, Node] | None:
+    """The Dense layer that alone reads ``name``, directly or through a Flatten that nothing
+    else reads: (the Flatten or None, the Dense); else None."""
+    flat, dst = None, _only_reader(graph, name)
+    if isinstance(dst, ir.Flatten):
+        flat, dst = dst, _only_reader(graph, dst.name)
+    return (flat, dst) if isinstance(dst, ir.Dense) else None
+
+
 def _dense_fed_neurons(graph: Graph, device: torch.device) -> dict[str, tuple[Node | None, Node]]:
     """Neuron layers whose spikes go only into one Dense layer, directly or through a Flatten
     that nothing else reads (CPU): the layer runs fused with the Dense (`fused.dense_steps`),
     its spikes never stored. Maps the layer to (the Flatten or None, the Dense)."""
     if device.type != "cpu":
         return {}
-    out = {}
-    for node in graph.topological_order():
-        if not isinstance(node, (ir.IF, ir.LIF, ir.CubaLIF)):
-            continue
-        flat, dst = None, _only_reader(graph, node.name)
-        if isinstance(dst, ir.Flatten):
-            flat, dst = dst, _only_reader(graph, dst.name)
-        if isinstance(dst, ir.Dense):
-            out[node.name] = (flat, dst)
-    return out
+    return {
+        node.name: reader
+        for node in graph.topological_order()
+        if isinstance(node, (ir.IF, ir.LIF, ir.CubaLIF))
+        and (reader := _dense_reader(graph, node.name)) is not None
+    }
 
 
 def _only_reader(graph: Graph, name: str) -> Node | None:
@@ -344,15 +356,22 @@ def _run_chunk(
     return values
 
 
-def _fused_with(program: Program, name: str, keep: set[str]) -> Node | None:
-    """The pool or Dense layer neuron layer ``name`` runs fused with in this run, if any: none
-    when its spikes (or the Flatten between it and the Dense) are kept or recorded."""
+def _fused_with(program: Program, name: str, keep: set[str]) -> tuple[Node, ...]:
+    """The nodes neuron layer ``name`` runs fused with in this run, in order: a Dense layer
+    (and the Flatten before it), or a pool (and the Flatten and Dense layer after it). The
+    fusion stops at a node whose value is kept or recorded: that value must be stored."""
     if name in keep:
-        return None
-    flat, dense = program.dense_fed.get(name, (None, None))
-    if dense is not None:
-        return dense if flat is None or flat.name not in keep else None
-    return program.pooled.get(name)
+        return ()
+    pool = program.pooled.get(name)
+    if pool is None:
+        flat, dense = program.dense_fed.get(name, (None, None))
+        if dense is None or (flat is not None and flat.name in keep):
+            return ()
+        return (dense,) if flat is None else (flat, dense)
+    flat, dense = program.pool_fed.get(pool.name, (None, None))
+    if dense is None or pool.name in keep or (flat is not None and flat.name in keep):
+        return (pool,)
+    return (pool, dense) if flat is None else (pool, flat, dense)
 
 
 def _owned(
@@ -436,23 +455,25 @@ def _evaluate(
     st: dict,
     clock: Clock,
     owned: bool,
-    fuse: Node | None,
+    fuse: tuple[Node, ...],
     ready: dict[str, Value],
 ) -> Value:
-    """The node's value over the chunk. A neuron layer with a pool or Dense layer to ``fuse``
-    with (see `_pooled_neurons`, `_dense_fed_neurons`) runs as one loop with it: that node's
-    value (and a Flatten's between them) goes into ``ready`` and the layer's own value is a
-    placeholder of its shape carrying its spike counts (nothing else reads it)."""
+    """The node's value over the chunk. A neuron layer with nodes to ``fuse`` with
+    (`_fused_with`) runs as one loop with them: their values go into ``ready``, and the
+    layer's own value and those of the nodes between it and the last are placeholders of
+    their shape carrying their counts (nothing else reads them)."""
     if isinstance(node, ir.Encoder) and node.kind == "poisson":
         return _poisson(node, ports["input"], clock, program)
     x = {p: v.tensor.to(program.dtype) for p, v in ports.items()}
     steps = next(iter(ports.values())).steps
     if isinstance(node, (ir.IF, ir.LIF, ir.CubaLIF)):
-        if isinstance(fuse, ir.Dense) and fused.usable(x["input"]):
-            return _dense_neurons_run(node, program, x["input"], steps is None, st, clock, ready)
-        if fuse is not None and fused.usable(x["input"]):
-            return _pooled_neurons_run(node, fuse, x["input"], steps is None, st, clock, ready)
-        return _neurons(node, x["input"], steps is None, st, clock, owned)
+        if not fuse or not fused.usable(x["input"]):
+            return _neurons(node, x["input"], steps is None, st, clock, owned)
+        if isinstance(fuse[0], (ir.AvgPool2d, ir.SumPool2d)):
+            return _pooled_neurons_run(
+                node, fuse, program, x["input"], steps is None, st, clock, ready
+            )
+        return _dense_neurons_run(node, program, x["input"], steps is None, st, clock, ready)
     if isinstance(node, ir.Readout):
         return _readout(x["input"], steps is None, st, clock)
     spikes = all(v.binary for v in ports.values())
@@ -484,17 +505,20 @@ def _state(
 
 def _pooled_neurons_run(
     node: ir.IF | ir.LIF | ir.CubaLIF,
-    pool: ir.AvgPool2d | ir.SumPool2d,
+    fuse: tuple[Node, ...],
+    program: Program,
     x: torch.Tensor,
     static: bool,
     st: dict,
     clock: Clock,
     ready: dict[str, Value],
 ) -> Value:
-    """A neuron layer and the tiling pool it alone feeds, fused (`fused.pooled_steps`). Its
-    state is kept in window order (`fused.Pooled`, under keys of its own: a layer runs fused
-    in every chunk of a run or in none); a static drive is permuted into that order once and
-    reused in later chunks (the same tensor)."""
+    """A neuron layer and the tiling pool it alone feeds, and the Dense layer that alone reads
+    the pool (through a Flatten or not) if ``fuse`` has it, fused (`fused.pooled_steps`).
+    The layer's state is kept in window order (`fused.Pooled`, under keys of its own: a layer
+    runs fused in every chunk of a run or in none); a static drive is permuted into that order
+    once and reused in later chunks (the same tensor)."""
+    pool, dense = fuse[0], fuse[-1] if isinstance(fuse[-1], ir.Dense) else None
     c, h, w = x.shape[1:]
     windows = fused.Pooled((c, h, w), pool.kernel)
     dtype = x.numpy().dtype
@@ -507,7 +531,7 @@ def _pooled_neurons_run(
         if st.get("drive", (None,))[0] is not x:
             st["drive"] = (x, windows.permute(x.contiguous().numpy().reshape(clock.batch, -1)))
         drive = st["drive"][1]
-    pooled, covered, uncovered, active = fused.pooled_steps(
+    values, covered, uncovered, active = fused.pooled_steps(
         drive,
         windows,
         st["v_windows"],
@@ -518,17 +542,27 @@ def _pooled_neurons_run(
         node.reset == "zero",
         clock.steps,
         isinstance(pool, ir.AvgPool2d),
+        None if dense is None else program.weight_t[dense.name],
     )
     rows = clock.steps * clock.batch
+    pooled_shape = (rows, c, h // pool.kernel[0], w // pool.kernel[1])
     # a tiling window holds each covered neuron once, so the pool's synops are the covered
     # neurons' spikes and its MACs the covered neurons (uncovered ones reach no synapse)
+    pool_counters = {"synops": covered, "macs": rows * windows.area * windows.windows}
+    if dense is None:
+        pooled = values.reshape(pooled_shape)
+    else:
+        pooled = torch.zeros((), dtype=x.dtype).expand(pooled_shape)
+        bias = program.params[dense.name].get("bias")
+        if bias is not None:
+            values += bias
+        ready[dense.name] = Value(values.reshape(rows, -1), clock.steps)
+        if len(fuse) == 3:  # the Flatten: the pooled values' placeholder, flat
+            ready[fuse[1].name] = Value(
+                pooled.reshape(rows, -1), clock.steps, memo={"active": active.reshape(-1)}
+            )
     ready[pool.name] = Value(
-        pooled.reshape(-1, *pooled.shape[2:]),
-        clock.steps,
-        memo={
-            "active": active,
-            "counters": {"synops": covered, "macs": rows * windows.area * windows.windows},
-        },
+        pooled, clock.steps, memo={"active": active, "counters": pool_counters}
     )
     shape_only = torch.zeros((), dtype=x.dtype).expand(rows, c, h, w)
     counters = {"spikes": covered + uncovered, "neuron_updates": shape_only.numel()}

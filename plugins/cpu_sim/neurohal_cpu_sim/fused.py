@@ -124,20 +124,23 @@ def neuron_steps(
 
 
 @functools.cache
-def _pooled_loop(cuba: bool, reset_zero: bool, gather: bool, uncovered: bool):
+def _pooled_loop(cuba: bool, reset_zero: bool, gather: bool, uncovered: bool, dense: bool):
     """The `pooled_steps` loop for one kind of layer: CubaLIF or not, reset to zero or by
-    subtraction, drive gathered per step or static, neurons left uncovered or not. The kinds
+    subtraction, drive gathered per step or static, neurons left uncovered or not, pooled
+    values stored or fed to a Dense layer. The kinds
     are constants of each compiled loop, so it holds only its own paths: one loop taking them
     as arguments ran LeNet-5's if1 1.2x slower (0.81 against 0.67 ms a chunk)."""
 
     @numba.njit(cache=True, nogil=True)
     def loop(xs, xs_rest, xg, order, order_rest, out, v, v_rest, cur, cur_rest, pcounts,
-             keep_v, keep_i, thr, zero, one, divisor):  # fmt: skip
+             wt, y, keep_v, keep_i, thr, zero, one, divisor):  # fmt: skip
         """Steps ``out.shape[0]`` of samples whose covered neurons ``v[p]`` are ``(area, Q)``
         in window order (`window_order`: row k holds window element k of every window) and
         whose uncovered ones are ``v_rest[p]``. Strips ``v[p, k]`` add their spikes into
         Q-long window sums, so pooling is contiguous adds. ``out[t, p]`` gets the sums
-        (divided by ``divisor`` unless it is 0), ``pcounts`` the nonzero ones per window. The
+        (divided by ``divisor`` unless it is 0), ``pcounts`` the nonzero ones per window; with
+        ``dense``, the pooled values are not stored: each nonzero one, times its row of ``wt``
+        (a Dense weight transposed, ``(Q, M)``), is added into ``y[t, p]`` instead. The
         drive is ``xs[p]`` / ``xs_rest[p]`` (in window order, the same every step), or
         (``gather``) taken from ``xg[t, p]`` (natural order) through ``order`` /
         ``order_rest``. Each update is `_neuron_steps`'s, in its order.
@@ -147,7 +150,7 @@ def _pooled_loop(cuba: bool, reset_zero: bool, gather: bool, uncovered: bool):
         one step by step, each step's drive row read once. The uncovered neurons are one more
         strip, their spikes summed into ``spare``. Spikes are counted as window sums, not per
         neuron: returns the covered and the uncovered neurons' spike totals."""
-        steps, batch, windows = out.shape
+        steps, batch, windows = y.shape[0], y.shape[1], v.shape[2]
         area = v.shape[1]
         rest = v_rest.shape[1]
         block = windows if gather else min(WINDOW_BLOCK, windows)
@@ -155,6 +158,8 @@ def _pooled_loop(cuba: bool, reset_zero: bool, gather: bool, uncovered: bool):
         spare = np.zeros(rest, out.dtype)
         drive = np.empty(max(block, rest), out.dtype)
         scratch = np.empty(max(block, rest), out.dtype)
+        fired = np.empty(block, np.int64)
+        values = np.empty(block, out.dtype)
         covered = spiked = 0
         for p in range(batch):
             strips = (windows + block - 1) // block + (1 if uncovered else 0)
@@ -210,13 +215,20 @@ def _pooled_loop(cuba: bool, reset_zero: bool, gather: bool, uncovered: bool):
                                 vb[j] = vj - thr * unit
                     if tail:
                         continue
-                    ot = out[t, p, lo:hi]
+                    ot = values if dense else out[t, p, lo:hi]
                     if divisor > 0:
                         for j in range(n):
                             ot[j] = a[j] / divisor
                     else:
                         for j in range(n):
                             ot[j] = a[j]
+                    if dense:
+                        k = 0
+                        for j in range(n):  # branch-free, as in `_dense_steps`
+                            fired[k] = lo + j
+                            values[k] = values[j]
+                            k += np.int64(a[j] != zero)
+                        _add_scaled_rows(y[t, p], wt, fired, values, k)
                     pc = pcounts[lo:hi]
                     for j in range(n):
                         pc[j] += np.int64(a[j] != zero)
@@ -292,17 +304,22 @@ def pooled_steps(
     reset_zero: bool,
     steps: int,
     average: bool,
+    weight_t: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, int, int, torch.Tensor]:
     """`neuron_steps` followed by sum (or, ``average``, mean) pooling over the tiling windows
-    of ``pool`` (stride = kernel, no padding), without storing the spikes.
+    of ``pool`` (stride = kernel, no padding), without storing the spikes; with ``weight_t``
+    (``W.T`` of a Dense layer, ``(Q, M)``, contiguous), followed by that layer's product on
+    the pooled values (without its bias), without storing them either.
 
     ``x``: a per-step drive ``(steps, B, C, H, W)`` (contiguous), or a static one already
     permuted by `Pooled.permute`. ``v`` and ``cur`` (CubaLIF's current, else None): state from
-    `Pooled.state`, updated. Returns the pooled values ``(steps, B, C, OH, OW)``, the spikes of
-    the neurons the windows cover and of those they do not, and the nonzero pooled values per
-    element of ``(C, OH, OW)``, over all steps and samples (int64). Windows add their 0/1
-    spikes exactly in any order; the mean is one division of that sum, as the reference's
-    window sum then divide.
+    `Pooled.state`, updated. Returns the pooled values ``(steps, B, C, OH, OW)`` (or the
+    products ``(steps, B, M)``), the spikes of the neurons the windows cover and of those they
+    do not, and the nonzero pooled values per element of ``(C, OH, OW)``, over all steps and
+    samples (int64). Windows add their 0/1 spikes exactly in any order; the mean is one
+    division of that sum, as the reference's window sum then divide. Each product is the
+    reference's (pooled value times weight); they are summed in a fixed order, the
+    reference's matrix product in another, as any BLAS.
     """
     dtype = v[0].dtype.type
     batch = v[0].shape[0]
@@ -317,21 +334,52 @@ def pooled_steps(
         xs, xs_rest = np.zeros((1, 1, 1), dtype), np.zeros((1, 1), dtype)
         xg = x.numpy().reshape(steps, batch, -1)
         gather, gather_rest = order[:cut].reshape(pool.area, pool.windows), order[cut:]
-    out = np.empty((steps, batch, pool.windows), dtype)
+    dense = weight_t is not None
+    if dense:
+        out = np.empty((1, 1, 1), dtype)
+        y = np.zeros((steps, batch, weight_t.shape[1]), dtype)
+    else:
+        out = np.empty((steps, batch, pool.windows), dtype)
+        y, weight_t = np.empty((steps, batch, 0), dtype), np.empty((1, 1), dtype)
     pcounts = np.zeros(pool.windows, np.int64)
-    loop = _pooled_loop(cur is not None, reset_zero, not isinstance(x, tuple), pool.rest > 0)
+    loop = _pooled_loop(cur is not None, reset_zero, not isinstance(x, tuple), pool.rest > 0, dense)
     cur = cur or (np.zeros((1, 1, 1), dtype), np.zeros((1, 1), dtype))
     covered, uncovered = loop(
         xs, xs_rest, xg, gather, gather_rest, out, v[0], v[1], cur[0], cur[1], pcounts,
-        dtype(keep_v), dtype(keep_i), dtype(threshold), dtype(0), dtype(1),
+        weight_t, y, dtype(keep_v), dtype(keep_i), dtype(threshold), dtype(0), dtype(1),
         dtype(pool.area if average else 0),
     )  # fmt: skip
+    values = (
+        torch.from_numpy(y)
+        if dense
+        else torch.from_numpy(out).reshape(steps, batch, c, h // kh, w // kw)
+    )
     return (
-        torch.from_numpy(out).reshape(steps, batch, c, h // kh, w // kw),
+        values,
         int(covered),
         int(uncovered),
         torch.from_numpy(pcounts).reshape(c, h // kh, w // kw),
     )
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_scaled_rows(acc, wt, rows, scales, k):
+    """``acc += scales[0] * wt[rows[0]] + ... + scales[k - 1] * wt[rows[k - 1]]``, four rows
+    at a time summed as ``(a + b) + (c + d)`` before they meet ``acc`` (a quarter of the loads
+    and stores of ``acc``, which bound this loop)."""
+    q = 0
+    while q + 4 <= k:
+        r0, r1, r2, r3 = wt[rows[q]], wt[rows[q + 1]], wt[rows[q + 2]], wt[rows[q + 3]]
+        s0, s1, s2, s3 = scales[q], scales[q + 1], scales[q + 2], scales[q + 3]
+        for o in range(acc.shape[0]):
+            acc[o] += (s0 * r0[o] + s1 * r1[o]) + (s2 * r2[o] + s3 * r3[o])
+        q += 4
+    while q < k:
+        row = wt[rows[q]]
+        s0 = scales[q]
+        for o in range(acc.shape[0]):
+            acc[o] += s0 * row[o]
+        q += 1
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

@@ -1,7 +1,8 @@
 """The fused CPU loops (numba) against the reference interpreter.
 
 A neuron layer whose spikes feed only a pool with tiling windows runs fused with it, its spikes
-never stored; these graphs make that happen (static and per-step drive, every neuron type and
+never stored, and with the Dense layer that alone reads the pool when nothing in between is
+recorded; these graphs make that happen (static and per-step drive, every neuron type and
 reset, windows that leave a remainder uncovered, sum and average pools) and check float64
 outputs, the pool's per-step values and every counter against `neurohal.reference.run`.
 """
@@ -78,6 +79,56 @@ def test_neuron_fused_with_its_pool_matches_the_reference(cpu_sim, neuron, pool,
     np.testing.assert_allclose(got.records["readout"], want.records["readout"], rtol=1e-12)
     assert got.result.counters == want.counters
     assert want.counters["n"]["spikes"] > 0
+
+
+@pytest.mark.parametrize(
+    ("neuron", "pool", "poisson"),
+    CASES,
+    ids=[f"{n}-{p}-{'poisson' if q else 'static'}" for n, p, q in CASES],
+)
+def test_pool_fused_with_its_dense_layer_matches_the_reference(cpu_sim, neuron, pool, poisson):
+    """Nothing recorded: the loop also feeds the pooled values to the Dense layer, never
+    storing them (spike trains exact; the Dense sums in another order than the reference)."""
+    rng = np.random.default_rng(CASES.index((neuron, pool, poisson)))
+    graph = _graph(rng, NEURONS[neuron], POOLS[pool], poisson)
+    x = rng.random((B, 2, 7, 8)).astype(np.float32)
+    program = Program(graph, Settings(dtype="float64"))
+    assert program.pool_fed["pool"] == (graph.node("flat"), graph.node("fc"))
+    want = reference.run(graph, x, 8)
+    got = cpu_sim.run(cpu_sim.compile(graph, dtype="float64", **STREAMED), x, 8)
+    np.testing.assert_allclose(got.outputs["out"], want.outputs["out"], rtol=1e-12, atol=1e-12)
+    assert got.counters == want.counters
+
+
+@pytest.mark.parametrize("record", ["pool", "flat"])
+def test_fusion_stops_at_a_recorded_pool_or_flatten(cpu_sim, record):
+    rng = np.random.default_rng(6)
+    graph = _graph(rng, NEURONS["if_subtract"], POOLS["avg2x2"], poisson=False)
+    x = rng.random((B, 2, 7, 8)).astype(np.float32)
+    want = reference.run(graph, x, 6, record=[record])
+    got = cpu_sim.trace(cpu_sim.compile(graph, dtype="float64"), x, 6, record=[record])
+    np.testing.assert_array_equal(got.records[record], want.records[record])
+    assert got.result.counters == want.counters
+
+
+def test_static_drive_over_several_window_blocks_matches_the_reference(cpu_sim):
+    """More windows than `fused.WINDOW_BLOCK`, in a last partial block, and uncovered
+    neurons: every block and the uncovered strip step exactly once per step."""
+    side = 2 * int(np.ceil(np.sqrt(fused.WINDOW_BLOCK * 1.3 / 2))) + 1  # odd: a row uncovered
+    graph = ir.chain(
+        ir.Input(name="x", shape=(2, side, side)),
+        ir.Encoder(name="enc"),
+        ir.IF(name="n", v_threshold=0.6, v_init=0.1),
+        ir.SumPool2d(name="pool", kernel=2, stride=2),
+        ir.Output(name="out"),
+    )
+    windows = 2 * (side // 2) ** 2
+    assert windows > fused.WINDOW_BLOCK and windows % fused.WINDOW_BLOCK
+    x = np.random.default_rng(7).random((B, 2, side, side))
+    want = reference.run(graph, x, 9, record=["pool"])
+    got = cpu_sim.trace(cpu_sim.compile(graph, dtype="float64"), x, 9, record=["pool"])
+    np.testing.assert_array_equal(got.records["pool"], want.records["pool"])
+    assert got.result.counters == want.counters
 
 
 def test_recorded_neuron_layer_is_not_fused_and_still_matches(cpu_sim):
