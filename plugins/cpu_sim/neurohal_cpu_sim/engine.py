@@ -596,16 +596,17 @@ def _dense_neurons_run(
         None if bias is None else bias.numpy(),
         clock.steps,
     )
-    ready[dense.name] = Value(y.reshape(-1, y.shape[-1]), clock.steps)
     rows = clock.steps * clock.batch
+    n, m = program.weight_t[dense.name].shape
+    # every spike reaches all M outputs; the Dense multiplies every input by all of them
+    dense_counters = {"synops": spikes * m, "macs": rows * n * m}
+    ready[dense.name] = Value(y.reshape(rows, m), clock.steps, memo={"counters": dense_counters})
     if flat is not None:
-        flat_shape = (rows, spikes.numel())
-        placeholder = torch.zeros((), dtype=x.dtype).expand(flat_shape)
-        ready[flat.name] = Value(
-            placeholder, clock.steps, binary=True, memo={"active": spikes.reshape(-1)}
-        )
+        placeholder = torch.zeros((), dtype=x.dtype).expand(rows, n)
+        ready[flat.name] = Value(placeholder, clock.steps, binary=True, memo={"counters": {}})
     shape_only = torch.zeros((), dtype=x.dtype).expand(rows, *x.shape[1:])
-    return Value(shape_only, clock.steps, binary=True, memo={"active": spikes})
+    counters = {"spikes": spikes, "neuron_updates": shape_only.numel()}
+    return Value(shape_only, clock.steps, binary=True, memo={"counters": counters})
 
 
 def _neurons(

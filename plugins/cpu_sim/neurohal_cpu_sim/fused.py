@@ -400,62 +400,68 @@ def _add_rows(acc, wt, fired, k):
         q += 1
 
 
-@numba.njit(cache=True, nogil=True)
-def _dense_steps(
-    x, x_step, v, cur, counts, wt, bias, has_bias, out, lo, hi, keep_v, keep_i, thr, zero, one,
-    cuba, reset_zero
-):  # fmt: skip
-    """Steps ``out.shape[0]`` of samples ``lo .. hi`` of neurons ``v[p]`` driven by
-    ``x[t * x_step, p]`` (as `_neuron_steps` orders each update), each step's spikes going
-    straight into a Dense layer: ``out[t, p] = (sum of wt[j] over the neurons j that fired)
-    + bias``. Each sample runs all steps with its state in cache; a step's spikes become a
-    short list of fired indices, so the spike tensor is never written and silent neurons
-    cost no adds."""
-    steps, m = out.shape[0], out.shape[2]
-    n = v.shape[1]
-    flags = np.empty(n, np.uint8)
-    fired = np.empty(n, np.int32)
-    acc = np.empty(m, out.dtype)
-    scratch = np.empty(n, out.dtype)
-    for p in range(lo, hi):
-        vp = v[p]
-        cp = cur[p] if cuba else scratch
-        for t in range(steps):
-            drive = x[t * x_step, p]
-            if cuba:
-                for j in range(n):
-                    c = cp[j] * keep_i + drive[j]
-                    cp[j] = c
-                    scratch[j] = c
-                drive = scratch
-            if reset_zero:
-                for j in range(n):
-                    vj = vp[j] * keep_v + drive[j]
-                    s = vj >= thr
-                    flags[j] = np.uint8(s)
-                    counts[j] += np.int32(s)
-                    vp[j] = zero if s else vj
-            else:
-                for j in range(n):
-                    vj = vp[j] * keep_v + drive[j]
-                    s = vj >= thr
-                    flags[j] = np.uint8(s)
-                    counts[j] += np.int32(s)
-                    vp[j] = vj - thr * (one if s else zero)
-            k = 0
-            for j in range(n):  # branch-free: spikes are too irregular to predict
-                fired[k] = j
-                k += flags[j]
-            for o in range(m):
-                acc[o] = zero
-            _add_rows(acc, wt, fired, k)
-            ot = out[t, p]
-            if has_bias:
+@functools.cache
+def _dense_loop(cuba: bool, reset_zero: bool):
+    """The `dense_steps` loop for one kind of layer (CubaLIF or not, reset to zero or by
+    subtraction), the kind constants of the compiled loop, as for `_pooled_loop`."""
+
+    @numba.njit(cache=True, nogil=True)
+    def loop(x, x_step, v, cur, wt, bias, has_bias, out, lo, hi, keep_v, keep_i, thr,
+             zero, one):  # fmt: skip
+        """Steps ``out.shape[0]`` of samples ``lo .. hi`` of neurons ``v[p]`` driven by
+        ``x[t * x_step, p]`` (as `_neuron_steps` orders each update), each step's spikes
+        going straight into a Dense layer: ``out[t, p] = (sum of wt[j] over the neurons j that
+        fired) + bias``. Each sample runs all steps with its state in cache; a step's spikes
+        become a short list of fired indices, so the spike tensor is never written and silent
+        neurons cost no adds. Returns the spikes (the fired indices' count, summed)."""
+        steps, m = out.shape[0], out.shape[2]
+        n = v.shape[1]
+        flags = np.empty(n, np.uint8)
+        fired = np.empty(n, np.int32)
+        acc = np.empty(m, out.dtype)
+        scratch = np.empty(n, out.dtype)
+        spikes = 0
+        for p in range(lo, hi):
+            vp = v[p]
+            cp = cur[p] if cuba else scratch
+            for t in range(steps):
+                drive = x[t * x_step, p]
+                if cuba:
+                    for j in range(n):
+                        c = cp[j] * keep_i + drive[j]
+                        cp[j] = c
+                        scratch[j] = c
+                    drive = scratch
+                if reset_zero:
+                    for j in range(n):
+                        vj = vp[j] * keep_v + drive[j]
+                        s = vj >= thr
+                        flags[j] = np.uint8(s)
+                        vp[j] = zero if s else vj
+                else:
+                    for j in range(n):
+                        vj = vp[j] * keep_v + drive[j]
+                        s = vj >= thr
+                        flags[j] = np.uint8(s)
+                        vp[j] = vj - thr * (one if s else zero)
+                k = 0
+                for j in range(n):  # branch-free: spikes are too irregular to predict
+                    fired[k] = j
+                    k += flags[j]
+                spikes += k
                 for o in range(m):
-                    ot[o] = acc[o] + bias[o]
-            else:
-                for o in range(m):
-                    ot[o] = acc[o]
+                    acc[o] = zero
+                _add_rows(acc, wt, fired, k)
+                ot = out[t, p]
+                if has_bias:
+                    for o in range(m):
+                        ot[o] = acc[o] + bias[o]
+                else:
+                    for o in range(m):
+                        ot[o] = acc[o]
+        return spikes
+
+    return loop
 
 
 def dense_steps(
@@ -477,10 +483,10 @@ def dense_steps(
     ``x``: ``(B, *shape)`` when ``static``, else ``(steps, B, *shape)`` (contiguous, N
     neurons per sample); ``v``, ``cur``: state as for `neuron_steps`, updated. With torch on
     several threads the samples are split over as many of cpu_sim's (`threads.spread`).
-    Returns the Dense output ``(steps, B, M)`` and the spikes per neuron of ``shape`` over all
-    steps and samples (int64). A spike is 1, so each product is the weight itself, exactly;
-    the products are summed in a fixed order (the reference's matrix product in another, as
-    any BLAS), then the bias is added, as the reference does."""
+    Returns the Dense output ``(steps, B, M)`` and the spikes over all steps and samples. A
+    spike is 1, so each product is the weight itself, exactly; the products are summed in a
+    fixed order (the reference's matrix product in another, as any BLAS), then the bias is
+    added, as the reference does."""
     dtype = weight_t.dtype.type
     batch = v.shape[0]
     n, m = weight_t.shape
@@ -488,21 +494,18 @@ def dense_steps(
     state_v = v.numpy().reshape(batch, n)
     state_i = cur.numpy().reshape(batch, n) if cur is not None else state_v[:0]
     out = np.empty((steps, batch, m), weight_t.dtype)
+    loop = _dense_loop(cur is not None, reset_zero)
 
-    def work(lo: int, hi: int) -> np.ndarray:
-        counts = np.zeros(n, np.int32)
-        _dense_steps(
-            xs, 0 if static else 1, state_v, state_i, counts, weight_t,
+    def work(lo: int, hi: int) -> int:
+        return loop(
+            xs, 0 if static else 1, state_v, state_i, weight_t,
             bias if bias is not None else weight_t[0], bias is not None, out, lo, hi,
             dtype(keep_v), dtype(keep_i), dtype(threshold), dtype(0), dtype(1),
-            cur is not None, reset_zero,
         )  # fmt: skip
-        return counts
 
     parts = torch.get_num_threads() if steps * batch * n >= SPREAD_UPDATES else 1
-    counts = threads.spread(work, batch, parts)
-    spikes = np.sum(counts, axis=0, dtype=np.int64)
-    return torch.from_numpy(out), torch.from_numpy(spikes).reshape(v.shape[1:])
+    spikes = sum(int(k) for k in threads.spread(work, batch, parts))
+    return torch.from_numpy(out), spikes
 
 
 @numba.njit(cache=True, nogil=True)
