@@ -124,40 +124,53 @@ def neuron_steps(
 
 
 @functools.cache
-def _pooled_loop(cuba: bool, reset_zero: bool, gather: bool, uncovered: bool, dense: bool):
+def _pooled_loop(cuba: bool, reset_zero: bool, drive: str, uncovered: bool, dense: bool):
     """The `pooled_steps` loop for one kind of layer: CubaLIF or not, reset to zero or by
-    subtraction, drive gathered per step or static, neurons left uncovered or not, pooled
-    values stored or fed to a Dense layer. The kinds
-    are constants of each compiled loop, so it holds only its own paths: one loop taking them
-    as arguments ran LeNet-5's if1 1.2x slower (0.81 against 0.67 ms a chunk)."""
+    subtraction, its ``drive`` (see the loop), neurons left uncovered or not, pooled values
+    stored or fed to a Dense layer. The kinds are constants of each compiled loop, so it holds
+    only its own paths: one loop taking them as arguments ran LeNet-5's if1 1.2x slower (0.81
+    against 0.67 ms a chunk)."""
+    static, natural = drive == "static", drive == "natural"
 
     @numba.njit(cache=True, nogil=True)
     def loop(xs, xs_rest, xg, order, order_rest, out, v, v_rest, cur, cur_rest, pcounts,
-             wt, y, keep_v, keep_i, thr, zero, one, divisor):  # fmt: skip
-        """Steps ``out.shape[0]`` of samples whose covered neurons ``v[p]`` are ``(area, Q)``
-        in window order (`window_order`: row k holds window element k of every window) and
-        whose uncovered ones are ``v_rest[p]``. Strips ``v[p, k]`` add their spikes into
-        Q-long window sums, so pooling is contiguous adds. ``out[t, p]`` gets the sums
+             wt, y, geometry, keep_v, keep_i, thr, zero, one, divisor):  # fmt: skip
+        """Steps ``y.shape[0]`` of ``y.shape[1]`` samples. ``out[t, p]`` gets the window sums
         (divided by ``divisor`` unless it is 0), ``pcounts`` the nonzero ones per window; with
         ``dense``, the pooled values are not stored: each nonzero one, times its row of ``wt``
-        (a Dense weight transposed, ``(Q, M)``), is added into ``y[t, p]`` instead. The
-        drive is ``xs[p]`` / ``xs_rest[p]`` (in window order, the same every step), or
-        (``gather``) taken from ``xg[t, p]`` (natural order) through ``order`` /
-        ``order_rest``. Each update is `_neuron_steps`'s, in its order.
+        (a Dense weight transposed, ``(Q, M)``), is added into ``y[t, p]`` instead. Each
+        update is `_neuron_steps`'s, in its order.
 
-        A static drive runs block by block of `WINDOW_BLOCK` windows, each through every step
-        with its drive and state in L1 (a whole sample's state would spill to L2); a gathered
-        one step by step, each step's drive row read once. The uncovered neurons are one more
-        strip, their spikes summed into ``spare``. Spikes are counted as window sums, not per
-        neuron: returns the covered and the uncovered neurons' spike totals."""
+        The drive, and the layout of the state ``v`` (and ``cur``):
+
+        - ``static``: ``xs[p]`` / ``xs_rest[p]``, the same every step; state in window order
+          (`window_order`: ``v[p, k]`` holds window element k of every window, ``v_rest[p]``
+          the uncovered neurons). Each strip adds its spikes into Q-long window sums, so
+          pooling is contiguous adds. It runs block by block of `WINDOW_BLOCK` windows, each
+          through every step with its drive and state in L1 (a whole sample's state would
+          spill to L2).
+        - ``gather``: ``xg[t, p]`` in natural (C, H, W) order, gathered into window order
+          through ``order`` / ``order_rest`` each step; state in window order.
+        - ``natural``: ``xg[t, p]``, windows tiling every neuron; state in natural order
+          (``v[p]`` reshaped), updated as one contiguous strip into spikes ``s``, which are
+          summed kw at a time along rows, then kh rows at a time (``geometry = (kh, kw, OW)``;
+          no gather:
+          LeNet-5's if2, 32 samples x 27 steps, 0.54 against 0.78 ms).
+
+        The uncovered neurons are one more strip, their spikes summed into ``spare``. Spikes
+        are counted as window sums, not per neuron: returns the covered and the uncovered
+        neurons' spike totals."""
         steps, batch, windows = y.shape[0], y.shape[1], v.shape[2]
         area = v.shape[1]
         rest = v_rest.shape[1]
-        block = windows if gather else min(WINDOW_BLOCK, windows)
+        kh, kw, ow = geometry
+        block = min(WINDOW_BLOCK, windows) if static else windows
+        n_all = area * windows
         acc = np.empty(block, out.dtype)
         spare = np.zeros(rest, out.dtype)
-        drive = np.empty(max(block, rest), out.dtype)
-        scratch = np.empty(max(block, rest), out.dtype)
+        drive = np.empty(n_all if natural else max(block, rest), out.dtype)
+        scratch = np.empty(n_all if natural else max(block, rest), out.dtype)
+        rows = np.empty(n_all // kw if natural else 0, out.dtype)
         fired = np.empty(block, np.int64)
         values = np.empty(block, out.dtype)
         covered = spiked = 0
@@ -172,49 +185,89 @@ def _pooled_loop(cuba: bool, reset_zero: bool, gather: bool, uncovered: bool, de
                 for t in range(steps):
                     if not tail:
                         a[:] = zero
-                    for k in range(1 if tail else area):
-                        if tail:
+                    for k in range(1 if tail or natural else area):
+                        if natural:
+                            vb = v[p].reshape(n_all)
+                            cb = cur[p].reshape(n_all) if cuba else vb
+                            d = xg[t, p]
+                            sb = drive  # the spikes
+                        elif tail:
                             vb = v_rest[p]
-                            cb = cur_rest[p]
-                            if gather:
+                            cb = cur_rest[p] if cuba else vb
+                            if static:
+                                d = xs_rest[p]
+                            else:
                                 row = xg[t, p]
                                 for j in range(n):
                                     drive[j] = row[order_rest[j]]
                                 d = drive[:n]
-                            else:
-                                d = xs_rest[p]
+                            sb = a
                         else:
                             vb = v[p, k, lo:hi]
                             cb = cur[p, k, lo:hi] if cuba else vb
-                            if gather:
+                            if static:
+                                d = xs[p, k, lo:hi]
+                            else:
                                 row = xg[t, p]
                                 idx = order[k]
                                 for j in range(n):
                                     drive[j] = row[idx[lo + j]]
                                 d = drive[:n]
-                            else:
-                                d = xs[p, k, lo:hi]
+                            sb = a
+                        m = vb.shape[0]
                         if cuba:
-                            for j in range(n):
+                            for j in range(m):
                                 c = cb[j] * keep_i + d[j]
                                 cb[j] = c
                                 scratch[j] = c
-                            d = scratch[:n]
-                        if reset_zero:
-                            for j in range(n):
+                            d = scratch[:m]
+                        if natural:  # spikes into sb, window sums below
+                            if reset_zero:
+                                for j in range(m):
+                                    vj = vb[j] * keep_v + d[j]
+                                    s = vj >= thr
+                                    sb[j] = one if s else zero
+                                    vb[j] = zero if s else vj
+                            else:
+                                for j in range(m):
+                                    vj = vb[j] * keep_v + d[j]
+                                    s = vj >= thr
+                                    unit = one if s else zero
+                                    sb[j] = unit
+                                    vb[j] = vj - thr * unit
+                        elif reset_zero:
+                            for j in range(m):
                                 vj = vb[j] * keep_v + d[j]
                                 s = vj >= thr
-                                a[j] += one if s else zero
+                                sb[j] += one if s else zero
                                 vb[j] = zero if s else vj
                         else:
-                            for j in range(n):
+                            for j in range(m):
                                 vj = vb[j] * keep_v + d[j]
                                 s = vj >= thr
                                 unit = one if s else zero
-                                a[j] += unit
+                                sb[j] += unit
                                 vb[j] = vj - thr * unit
                     if tail:
                         continue
+                    if natural:
+                        if kw == 2:  # vectorizes (a stride-2 pair of loads)
+                            for j in range(rows.shape[0]):
+                                rows[j] = drive[2 * j] + drive[2 * j + 1]
+                        else:
+                            for j in range(rows.shape[0]):
+                                h = drive[kw * j]
+                                for e in range(1, kw):
+                                    h += drive[kw * j + e]
+                                rows[j] = h
+                        for r in range(windows // ow):  # kh rows of sums per window row
+                            base = r * kh * ow
+                            ar = a[r * ow : (r + 1) * ow]
+                            for j in range(ow):
+                                ar[j] = rows[base + j]
+                            for e in range(1, kh):
+                                for j in range(ow):
+                                    ar[j] += rows[base + e * ow + j]
                     ot = values if dense else out[t, p, lo:hi]
                     if divisor > 0:
                         for j in range(n):
@@ -313,12 +366,14 @@ def pooled_steps(
 
     ``x``: a per-step drive ``(steps, B, C, H, W)`` (contiguous), or a static one already
     permuted by `Pooled.permute`. ``v`` and ``cur`` (CubaLIF's current, else None): state from
-    `Pooled.state`, updated. Returns the pooled values ``(steps, B, C, OH, OW)`` (or the
-    products ``(steps, B, M)``), the spikes of the neurons the windows cover and of those they
-    do not, and the nonzero pooled values per element of ``(C, OH, OW)``, over all steps and
-    samples (int64). Windows add their 0/1 spikes exactly in any order; the mean is one
-    division of that sum, as the reference's window sum then divide. Each product is the
-    reference's (pooled value times weight); they are summed in a fixed order, the
+    `Pooled.state`, updated; in window order, except with a per-step drive and windows that
+    cover every neuron: then in natural order (the loop's ``natural`` drive). Returns the
+    pooled values ``(steps, B, C, OH, OW)`` (or the products ``(steps, B, M)``), the spikes of
+    the neurons the windows cover and of those they do not, and the nonzero pooled values per
+    element of ``(C, OH, OW)``, over all steps and samples (int64). Windows add their 0/1
+    spikes exactly in any order; the mean is one division of that sum, as the reference's
+    window sum then divide. Each product is the reference's (pooled value times weight); they
+    are summed in a fixed order, the
     reference's matrix product in another, as any BLAS.
     """
     dtype = v[0].dtype.type
@@ -342,11 +397,13 @@ def pooled_steps(
         out = np.empty((steps, batch, pool.windows), dtype)
         y, weight_t = np.empty((steps, batch, 0), dtype), np.empty((1, 1), dtype)
     pcounts = np.zeros(pool.windows, np.int64)
-    loop = _pooled_loop(cur is not None, reset_zero, not isinstance(x, tuple), pool.rest > 0, dense)
+    mode = "static" if isinstance(x, tuple) else "gather" if pool.rest else "natural"
+    loop = _pooled_loop(cur is not None, reset_zero, mode, pool.rest > 0, dense)
     cur = cur or (np.zeros((1, 1, 1), dtype), np.zeros((1, 1), dtype))
     covered, uncovered = loop(
         xs, xs_rest, xg, gather, gather_rest, out, v[0], v[1], cur[0], cur[1], pcounts,
-        weight_t, y, dtype(keep_v), dtype(keep_i), dtype(threshold), dtype(0), dtype(1),
+        weight_t, y, (kh, kw, w // kw), dtype(keep_v), dtype(keep_i), dtype(threshold),
+        dtype(0), dtype(1),
         dtype(pool.area if average else 0),
     )  # fmt: skip
     values = (

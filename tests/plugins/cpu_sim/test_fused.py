@@ -37,12 +37,19 @@ POOLS = {
 }
 
 
-def _graph(rng: np.random.Generator, neuron: ir.Node, pool: ir.Node, poisson: bool) -> ir.Graph:
-    """Input -> Encoder -> conv -> neuron -> pool -> dense -> readout, on 7 x 8 planes (so a
-    2 x 3 window leaves a row and two columns uncovered). An analog encoder makes the conv's
-    output, the neuron's drive, the same every step (static)."""
+PLANES = {"uncovered": (7, 8), "tiled": (8, 6)}
+"""7 x 8 planes: a 2 x 2 window leaves a row uncovered, a 2 x 3 one a row and two columns; 8 x 6
+planes: both tile every neuron (with a per-step drive, the loop's natural-order path)."""
+
+
+def _graph(
+    rng: np.random.Generator, neuron: ir.Node, pool: ir.Node, poisson: bool, plane: str
+) -> ir.Graph:
+    """Input -> Encoder -> conv -> neuron -> pool -> dense -> readout on ``PLANES[plane]``. An
+    analog encoder makes the conv's output, the neuron's drive, the same every step (static)."""
+    h, w = PLANES[plane]
     return ir.chain(
-        ir.Input(name="x", shape=(2, 7, 8)),
+        ir.Input(name="x", shape=(2, h, w)),
         ir.Encoder(name="enc", kind="poisson" if poisson else "analog", seed=5),
         ir.Conv2d(
             name="conv", weight=_w(rng, 3, 2, 3, 3), bias=np.full(3, 0.1, np.float32), padding=1
@@ -50,25 +57,30 @@ def _graph(rng: np.random.Generator, neuron: ir.Node, pool: ir.Node, poisson: bo
         neuron,
         pool,
         ir.Flatten(name="flat"),
-        ir.Dense(name="fc", weight=_w(rng, 4, 3 * (7 // pool.kernel[0]) * (8 // pool.kernel[1]))),
+        ir.Dense(name="fc", weight=_w(rng, 4, 3 * (h // pool.kernel[0]) * (w // pool.kernel[1]))),
         ir.Readout(name="readout"),
         ir.Output(name="out"),
     )
 
 
-CASES = [(n, p, poisson) for n in NEURONS for p in POOLS for poisson in (False, True)]
+CASES = [
+    (n, p, poisson, plane)
+    for n in NEURONS
+    for p in POOLS
+    for poisson in (False, True)
+    for plane in PLANES
+]
+IDS = [f"{n}-{p}-{'poisson' if q else 'static'}-{plane}" for n, p, q, plane in CASES]
 
 
 @pytest.mark.parametrize("options", [{}, STREAMED], ids=["one_batch", "streamed"])
-@pytest.mark.parametrize(
-    ("neuron", "pool", "poisson"),
-    CASES,
-    ids=[f"{n}-{p}-{'poisson' if q else 'static'}" for n, p, q in CASES],
-)
-def test_neuron_fused_with_its_pool_matches_the_reference(cpu_sim, neuron, pool, poisson, options):
-    rng = np.random.default_rng(CASES.index((neuron, pool, poisson)))
-    graph = _graph(rng, NEURONS[neuron], POOLS[pool], poisson)
-    x = rng.random((B, 2, 7, 8)).astype(np.float32)
+@pytest.mark.parametrize(("neuron", "pool", "poisson", "plane"), CASES, ids=IDS)
+def test_neuron_fused_with_its_pool_matches_the_reference(
+    cpu_sim, neuron, pool, poisson, plane, options
+):
+    rng = np.random.default_rng(CASES.index((neuron, pool, poisson, plane)))
+    graph = _graph(rng, NEURONS[neuron], POOLS[pool], poisson, plane)
+    x = rng.random((B, 2, *PLANES[plane])).astype(np.float32)
     steps = 8
     assert "n" in Program(graph, Settings(dtype="float64")).pooled  # the fused path is taken
     want = reference.run(graph, x, steps, record=["pool", "readout"])
@@ -81,17 +93,15 @@ def test_neuron_fused_with_its_pool_matches_the_reference(cpu_sim, neuron, pool,
     assert want.counters["n"]["spikes"] > 0
 
 
-@pytest.mark.parametrize(
-    ("neuron", "pool", "poisson"),
-    CASES,
-    ids=[f"{n}-{p}-{'poisson' if q else 'static'}" for n, p, q in CASES],
-)
-def test_pool_fused_with_its_dense_layer_matches_the_reference(cpu_sim, neuron, pool, poisson):
+@pytest.mark.parametrize(("neuron", "pool", "poisson", "plane"), CASES, ids=IDS)
+def test_pool_fused_with_its_dense_layer_matches_the_reference(
+    cpu_sim, neuron, pool, poisson, plane
+):
     """Nothing recorded: the loop also feeds the pooled values to the Dense layer, never
     storing them (spike trains exact; the Dense sums in another order than the reference)."""
-    rng = np.random.default_rng(CASES.index((neuron, pool, poisson)))
-    graph = _graph(rng, NEURONS[neuron], POOLS[pool], poisson)
-    x = rng.random((B, 2, 7, 8)).astype(np.float32)
+    rng = np.random.default_rng(CASES.index((neuron, pool, poisson, plane)))
+    graph = _graph(rng, NEURONS[neuron], POOLS[pool], poisson, plane)
+    x = rng.random((B, 2, *PLANES[plane])).astype(np.float32)
     program = Program(graph, Settings(dtype="float64"))
     assert program.pool_fed["pool"] == (graph.node("flat"), graph.node("fc"))
     want = reference.run(graph, x, 8)
@@ -103,8 +113,8 @@ def test_pool_fused_with_its_dense_layer_matches_the_reference(cpu_sim, neuron, 
 @pytest.mark.parametrize("record", ["pool", "flat"])
 def test_fusion_stops_at_a_recorded_pool_or_flatten(cpu_sim, record):
     rng = np.random.default_rng(6)
-    graph = _graph(rng, NEURONS["if_subtract"], POOLS["avg2x2"], poisson=False)
-    x = rng.random((B, 2, 7, 8)).astype(np.float32)
+    graph = _graph(rng, NEURONS["if_subtract"], POOLS["avg2x2"], poisson=True, plane="tiled")
+    x = rng.random((B, 2, 8, 6)).astype(np.float32)
     want = reference.run(graph, x, 6, record=[record])
     got = cpu_sim.trace(cpu_sim.compile(graph, dtype="float64"), x, 6, record=[record])
     np.testing.assert_array_equal(got.records[record], want.records[record])
@@ -133,7 +143,7 @@ def test_static_drive_over_several_window_blocks_matches_the_reference(cpu_sim):
 
 def test_recorded_neuron_layer_is_not_fused_and_still_matches(cpu_sim):
     rng = np.random.default_rng(3)
-    graph = _graph(rng, NEURONS["if_subtract"], POOLS["avg2x2"], poisson=True)
+    graph = _graph(rng, NEURONS["if_subtract"], POOLS["avg2x2"], poisson=True, plane="uncovered")
     x = rng.random((B, 2, 7, 8)).astype(np.float32)
     want = reference.run(graph, x, 6, record=["n", "pool"])
     got = cpu_sim.trace(cpu_sim.compile(graph, dtype="float64"), x, 6, record=["n", "pool"])
@@ -144,7 +154,7 @@ def test_recorded_neuron_layer_is_not_fused_and_still_matches(cpu_sim):
 
 def test_float32_fused_within_the_device_tolerance(cpu_sim):
     rng = np.random.default_rng(4)
-    graph = _graph(rng, NEURONS["lif_zero"], POOLS["avg2x2"], poisson=False)
+    graph = _graph(rng, NEURONS["lif_zero"], POOLS["avg2x2"], poisson=False, plane="uncovered")
     x = rng.random((B, 2, 7, 8)).astype(np.float32)
     want = reference.run(graph, x, 10)
     got = cpu_sim.run(cpu_sim.compile(graph), x, 10)
