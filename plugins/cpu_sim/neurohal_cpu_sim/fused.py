@@ -123,54 +123,70 @@ def neuron_steps(
     return torch.from_numpy(counts.reshape(batch, -1).sum(0, dtype=np.int64)).reshape(out.shape[2:])
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _emit(a, lo, out, y, wt, pcounts, fired, values, dense, zero, divisor):
+    """One step's window sums ``a`` of windows ``lo ..``: their pooled values (divided by
+    ``divisor`` unless it is 0) into ``out[lo ..]``, or with ``dense`` each nonzero one times
+    its row of ``wt`` added into ``y``; ``pcounts`` counts the nonzero ones. Returns the
+    spikes (the sum of ``a``)."""
+    n = a.shape[0]
+    ot = values if dense else out[lo : lo + n]
+    if divisor > 0:
+        for j in range(n):
+            ot[j] = a[j] / divisor
+    else:
+        for j in range(n):
+            ot[j] = a[j]
+    if dense:
+        k = 0
+        for j in range(n):  # branch-free, as in `_dense_steps`
+            fired[k] = lo + j
+            values[k] = values[j]
+            k += np.int64(a[j] != zero)
+        _add_scaled_rows(y, wt, fired, values, k)
+    pc = pcounts[lo : lo + n]
+    spikes = 0
+    for j in range(n):
+        pc[j] += np.int64(a[j] != zero)
+        spikes += np.int64(a[j])
+    return spikes
+
+
 @functools.cache
-def _pooled_loop(cuba: bool, reset_zero: bool, drive: str, uncovered: bool, dense: bool):
+def _pooled_loop(cuba: bool, reset_zero: bool, gather: bool, uncovered: bool, dense: bool):
     """The `pooled_steps` loop for one kind of layer: CubaLIF or not, reset to zero or by
-    subtraction, its ``drive`` (see the loop), neurons left uncovered or not, pooled values
-    stored or fed to a Dense layer. The kinds are constants of each compiled loop, so it holds
-    only its own paths: one loop taking them as arguments ran LeNet-5's if1 1.2x slower (0.81
-    against 0.67 ms a chunk)."""
-    static, natural = drive == "static", drive == "natural"
+    subtraction, drive gathered per step or static, neurons left uncovered or not, pooled
+    values stored or fed to a Dense layer. The kinds
+    are constants of each compiled loop, so it holds only its own paths: one loop taking them
+    as arguments ran LeNet-5's if1 1.2x slower (0.81 against 0.67 ms a chunk)."""
 
     @numba.njit(cache=True, nogil=True)
     def loop(xs, xs_rest, xg, order, order_rest, out, v, v_rest, cur, cur_rest, pcounts,
-             wt, y, geometry, keep_v, keep_i, thr, zero, one, divisor):  # fmt: skip
-        """Steps ``y.shape[0]`` of ``y.shape[1]`` samples. ``out[t, p]`` gets the window sums
+             wt, y, keep_v, keep_i, thr, zero, one, divisor):  # fmt: skip
+        """Steps ``out.shape[0]`` of samples whose covered neurons ``v[p]`` are ``(area, Q)``
+        in window order (`window_order`: row k holds window element k of every window) and
+        whose uncovered ones are ``v_rest[p]``. Strips ``v[p, k]`` add their spikes into
+        Q-long window sums, so pooling is contiguous adds. ``out[t, p]`` gets the sums
         (divided by ``divisor`` unless it is 0), ``pcounts`` the nonzero ones per window; with
         ``dense``, the pooled values are not stored: each nonzero one, times its row of ``wt``
-        (a Dense weight transposed, ``(Q, M)``), is added into ``y[t, p]`` instead. Each
-        update is `_neuron_steps`'s, in its order.
+        (a Dense weight transposed, ``(Q, M)``), is added into ``y[t, p]`` instead. The
+        drive is ``xs[p]`` / ``xs_rest[p]`` (in window order, the same every step), or
+        (``gather``) taken from ``xg[t, p]`` (natural order) through ``order`` /
+        ``order_rest``. Each update is `_neuron_steps`'s, in its order.
 
-        The drive, and the layout of the state ``v`` (and ``cur``):
-
-        - ``static``: ``xs[p]`` / ``xs_rest[p]``, the same every step; state in window order
-          (`window_order`: ``v[p, k]`` holds window element k of every window, ``v_rest[p]``
-          the uncovered neurons). Each strip adds its spikes into Q-long window sums, so
-          pooling is contiguous adds. It runs block by block of `WINDOW_BLOCK` windows, each
-          through every step with its drive and state in L1 (a whole sample's state would
-          spill to L2).
-        - ``gather``: ``xg[t, p]`` in natural (C, H, W) order, gathered into window order
-          through ``order`` / ``order_rest`` each step; state in window order.
-        - ``natural``: ``xg[t, p]``, windows tiling every neuron; state in natural order
-          (``v[p]`` reshaped), updated as one contiguous strip into spikes ``s``, which are
-          summed kw at a time along rows, then kh rows at a time (``geometry = (kh, kw, OW)``;
-          no gather:
-          LeNet-5's if2, 32 samples x 27 steps, 0.54 against 0.78 ms).
-
-        The uncovered neurons are one more strip, their spikes summed into ``spare``. Spikes
-        are counted as window sums, not per neuron: returns the covered and the uncovered
-        neurons' spike totals."""
+        A static drive runs block by block of `WINDOW_BLOCK` windows, each through every step
+        with its drive and state in L1 (a whole sample's state would spill to L2); a gathered
+        one step by step, each step's drive row read once. The uncovered neurons are one more
+        strip, their spikes summed into ``spare``. Spikes are counted as window sums, not per
+        neuron: returns the covered and the uncovered neurons' spike totals."""
         steps, batch, windows = y.shape[0], y.shape[1], v.shape[2]
         area = v.shape[1]
         rest = v_rest.shape[1]
-        kh, kw, ow = geometry
-        block = min(WINDOW_BLOCK, windows) if static else windows
-        n_all = area * windows
+        block = windows if gather else min(WINDOW_BLOCK, windows)
         acc = np.empty(block, out.dtype)
         spare = np.zeros(rest, out.dtype)
-        drive = np.empty(n_all if natural else max(block, rest), out.dtype)
-        scratch = np.empty(n_all if natural else max(block, rest), out.dtype)
-        rows = np.empty(n_all // kw if natural else 0, out.dtype)
+        drive = np.empty(max(block, rest), out.dtype)
+        scratch = np.empty(max(block, rest), out.dtype)
         fired = np.empty(block, np.int64)
         values = np.empty(block, out.dtype)
         covered = spiked = 0
@@ -185,111 +201,134 @@ def _pooled_loop(cuba: bool, reset_zero: bool, drive: str, uncovered: bool, dens
                 for t in range(steps):
                     if not tail:
                         a[:] = zero
-                    for k in range(1 if tail or natural else area):
-                        if natural:
-                            vb = v[p].reshape(n_all)
-                            cb = cur[p].reshape(n_all) if cuba else vb
-                            d = xg[t, p]
-                            sb = drive  # the spikes
-                        elif tail:
+                    for k in range(1 if tail else area):
+                        if tail:
                             vb = v_rest[p]
-                            cb = cur_rest[p] if cuba else vb
-                            if static:
-                                d = xs_rest[p]
-                            else:
+                            cb = cur_rest[p]
+                            if gather:
                                 row = xg[t, p]
                                 for j in range(n):
                                     drive[j] = row[order_rest[j]]
                                 d = drive[:n]
-                            sb = a
+                            else:
+                                d = xs_rest[p]
                         else:
                             vb = v[p, k, lo:hi]
                             cb = cur[p, k, lo:hi] if cuba else vb
-                            if static:
-                                d = xs[p, k, lo:hi]
-                            else:
+                            if gather:
                                 row = xg[t, p]
                                 idx = order[k]
                                 for j in range(n):
                                     drive[j] = row[idx[lo + j]]
                                 d = drive[:n]
-                            sb = a
-                        m = vb.shape[0]
+                            else:
+                                d = xs[p, k, lo:hi]
                         if cuba:
-                            for j in range(m):
+                            for j in range(n):
                                 c = cb[j] * keep_i + d[j]
                                 cb[j] = c
                                 scratch[j] = c
-                            d = scratch[:m]
-                        if natural:  # spikes into sb, window sums below
-                            if reset_zero:
-                                for j in range(m):
-                                    vj = vb[j] * keep_v + d[j]
-                                    s = vj >= thr
-                                    sb[j] = one if s else zero
-                                    vb[j] = zero if s else vj
-                            else:
-                                for j in range(m):
-                                    vj = vb[j] * keep_v + d[j]
-                                    s = vj >= thr
-                                    unit = one if s else zero
-                                    sb[j] = unit
-                                    vb[j] = vj - thr * unit
-                        elif reset_zero:
-                            for j in range(m):
+                            d = scratch[:n]
+                        if reset_zero:
+                            for j in range(n):
                                 vj = vb[j] * keep_v + d[j]
                                 s = vj >= thr
-                                sb[j] += one if s else zero
+                                a[j] += one if s else zero
                                 vb[j] = zero if s else vj
                         else:
-                            for j in range(m):
+                            for j in range(n):
                                 vj = vb[j] * keep_v + d[j]
                                 s = vj >= thr
                                 unit = one if s else zero
-                                sb[j] += unit
+                                a[j] += unit
                                 vb[j] = vj - thr * unit
                     if tail:
                         continue
-                    if natural:
-                        if kw == 2:  # vectorizes (a stride-2 pair of loads)
-                            for j in range(rows.shape[0]):
-                                rows[j] = drive[2 * j] + drive[2 * j + 1]
-                        else:
-                            for j in range(rows.shape[0]):
-                                h = drive[kw * j]
-                                for e in range(1, kw):
-                                    h += drive[kw * j + e]
-                                rows[j] = h
-                        for r in range(windows // ow):  # kh rows of sums per window row
-                            base = r * kh * ow
-                            ar = a[r * ow : (r + 1) * ow]
-                            for j in range(ow):
-                                ar[j] = rows[base + j]
-                            for e in range(1, kh):
-                                for j in range(ow):
-                                    ar[j] += rows[base + e * ow + j]
-                    ot = values if dense else out[t, p, lo:hi]
-                    if divisor > 0:
-                        for j in range(n):
-                            ot[j] = a[j] / divisor
-                    else:
-                        for j in range(n):
-                            ot[j] = a[j]
-                    if dense:
-                        k = 0
-                        for j in range(n):  # branch-free, as in `_dense_steps`
-                            fired[k] = lo + j
-                            values[k] = values[j]
-                            k += np.int64(a[j] != zero)
-                        _add_scaled_rows(y[t, p], wt, fired, values, k)
-                    pc = pcounts[lo:hi]
-                    for j in range(n):
-                        pc[j] += np.int64(a[j] != zero)
-                        covered += np.int64(a[j])
+                    covered += _emit(a, lo, out[t, p], y[t, p], wt, pcounts, fired, values,
+                                     dense, zero, divisor)  # fmt: skip
             for j in range(rest):
                 spiked += np.int64(spare[j])
                 spare[j] = zero
         return covered, spiked
+
+    return loop
+
+
+@functools.cache
+def _natural_loop(cuba: bool, reset_zero: bool, dense: bool):
+    """`_pooled_loop` for a per-step drive whose windows tile every neuron: the state stays in
+    natural (C, H, W) order and each step updates it as one contiguous strip into spikes,
+    summed kw at a time along rows, then kh rows at a time. No gather: LeNet-5's if2 (32
+    samples x 27 steps) in 0.56-0.60 against 0.73-0.78 ms. Slices of ``rows`` rather than
+    offsets into it, and a single pass when kh = 2, keep those short loops cheap: offsets ran
+    the pooling at half that speed."""
+
+    @numba.njit(cache=True, nogil=True)
+    def loop(x, out, v, cur, pcounts, wt, y, geometry, keep_v, keep_i, thr, zero, one,
+             divisor):  # fmt: skip
+        """Steps ``y.shape[0]`` of samples ``v[p]`` (natural order, flat) driven by
+        ``x[t, p]``, their windows (``geometry = (kh, kw, OW)``) summed and emitted as by
+        `_pooled_loop`. Returns the spikes."""
+        steps, batch, n = y.shape[0], y.shape[1], v.shape[1]
+        kh, kw, ow = geometry
+        windows = n // (kh * kw)
+        spikes = np.empty(n, out.dtype)
+        scratch = np.empty(n, out.dtype)
+        rows = np.empty(n // kw, out.dtype)
+        acc = np.empty(windows, out.dtype)
+        fired = np.empty(windows, np.int64)
+        values = np.empty(windows, out.dtype)
+        covered = 0
+        for p in range(batch):
+            vp = v[p]
+            cp = cur[p] if cuba else vp
+            for t in range(steps):
+                d = x[t, p]
+                if cuba:
+                    for j in range(n):
+                        c = cp[j] * keep_i + d[j]
+                        cp[j] = c
+                        scratch[j] = c
+                    d = scratch
+                if reset_zero:
+                    for j in range(n):
+                        vj = vp[j] * keep_v + d[j]
+                        s = vj >= thr
+                        spikes[j] = one if s else zero
+                        vp[j] = zero if s else vj
+                else:
+                    for j in range(n):
+                        vj = vp[j] * keep_v + d[j]
+                        s = vj >= thr
+                        unit = one if s else zero
+                        spikes[j] = unit
+                        vp[j] = vj - thr * unit
+                if kw == 2:  # vectorizes (a stride-2 pair of loads)
+                    for j in range(n // 2):
+                        rows[j] = spikes[2 * j] + spikes[2 * j + 1]
+                else:
+                    for j in range(n // kw):
+                        h = spikes[kw * j]
+                        for e in range(1, kw):
+                            h += spikes[kw * j + e]
+                        rows[j] = h
+                for r in range(windows // ow):  # kh rows of sums per window row
+                    ar = acc[r * ow : (r + 1) * ow]
+                    r0 = rows[r * kh * ow : (r * kh + 1) * ow]
+                    if kh == 2:  # one pass: LeNet-5's if2 0.60 against 0.77 ms a chunk
+                        r1 = rows[(r * kh + 1) * ow : (r * kh + 2) * ow]
+                        for j in range(ow):
+                            ar[j] = r0[j] + r1[j]
+                    else:
+                        for j in range(ow):
+                            ar[j] = r0[j]
+                        for e in range(1, kh):
+                            re = rows[(r * kh + e) * ow : (r * kh + e + 1) * ow]
+                            for j in range(ow):
+                                ar[j] += re[j]
+                covered += _emit(acc, 0, out[t, p], y[t, p], wt, pcounts, fired, values, dense,
+                                 zero, divisor)  # fmt: skip
+        return covered
 
     return loop
 
@@ -397,15 +436,25 @@ def pooled_steps(
         out = np.empty((steps, batch, pool.windows), dtype)
         y, weight_t = np.empty((steps, batch, 0), dtype), np.empty((1, 1), dtype)
     pcounts = np.zeros(pool.windows, np.int64)
-    mode = "static" if isinstance(x, tuple) else "gather" if pool.rest else "natural"
-    loop = _pooled_loop(cur is not None, reset_zero, mode, pool.rest > 0, dense)
+    cuba = cur is not None
     cur = cur or (np.zeros((1, 1, 1), dtype), np.zeros((1, 1), dtype))
-    covered, uncovered = loop(
-        xs, xs_rest, xg, gather, gather_rest, out, v[0], v[1], cur[0], cur[1], pcounts,
-        weight_t, y, (kh, kw, w // kw), dtype(keep_v), dtype(keep_i), dtype(threshold),
-        dtype(0), dtype(1),
-        dtype(pool.area if average else 0),
-    )  # fmt: skip
+    constants = (dtype(keep_v), dtype(keep_i), dtype(threshold), dtype(0), dtype(1))
+    divisor = dtype(pool.area if average else 0)
+    if isinstance(x, tuple) or pool.rest:
+        loop = _pooled_loop(cuba, reset_zero, not isinstance(x, tuple), pool.rest > 0, dense)
+        covered, uncovered = loop(
+            xs, xs_rest, xg, gather, gather_rest, out, v[0], v[1], cur[0], cur[1], pcounts,
+            weight_t, y, *constants, divisor,
+        )  # fmt: skip
+    else:  # a per-step drive, every neuron covered: the state is in natural order
+        loop = _natural_loop(cuba, reset_zero, dense)
+        flat = (batch, pool.area * pool.windows)
+        state_i = cur[0].reshape(flat) if cuba else cur[0].reshape(1, -1)
+        covered = loop(
+            xg, out, v[0].reshape(flat), state_i, pcounts, weight_t, y, (kh, kw, w // kw),
+            *constants, divisor,
+        )  # fmt: skip
+        uncovered = 0
     values = (
         torch.from_numpy(y)
         if dense
