@@ -38,13 +38,13 @@ from neurohal_cpu_sim.settings import Settings
 STEP_ELEMENT_BUDGET = 1 << 22
 """Largest per-node tensor (elements) a time chunk may create when ``time_chunk`` is None."""
 
-SPLIT_MACS = 5 * 10**8
+SPLIT_MACS = 10**8
 """Least multiply-accumulates of per-step synapses per slice for `run_batch` to split a batch
-over threads. Measured (2 threads, best of alternating runs with the naive loop of
-benchmarks/cpu_sim_speed.py): LeNet-5 at B x T = 64 x 128 (1.2e9 per slice) 64 ms split vs
-74-83 ms whole; the MLP at 256 x 128 (5.6e8) 27 vs 31-34 ms; but LeNet-5 at 64 x 32 (3e8)
-28 vs 19 ms, the MLP at 64 x 128 (1.4e8) 7.7 vs 6.5 ms: short runs do not amortise starting
-the slices, and their matrix products use both threads well anyway."""
+over threads. Measured (2 threads, best of 6 runs, benchmarks/cpu_sim_speed.py's networks):
+LeNet-5 at B x T = 64 x 32 (3e8 per slice) 15.4 ms split vs 18.5 ms whole, since its fused
+neuron loops are serial and run whole on one core; the MLP at 64 x 32 (2.4e8) 1.81 ms either
+way. Short runs do not amortise starting the slices: below 1e8 they run whole, their matrix
+products on both threads."""
 
 STATEFUL = (ir.IF, ir.LIF, ir.CubaLIF, ir.Readout)
 BINARY_KEEPING = (ir.Output, ir.Flatten, ir.Reshape, ir.Concat, ir.MaxPool2d, ir.ReLU)
