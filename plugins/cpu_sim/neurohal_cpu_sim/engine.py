@@ -515,9 +515,10 @@ def _pooled_neurons_run(
 ) -> Value:
     """A neuron layer and the tiling pool it alone feeds, and the Dense layer that alone reads
     the pool (through a Flatten or not) if ``fuse`` has it, fused (`fused.pooled_steps`).
-    The layer's state is kept in window order (`fused.Pooled`, under keys of its own: a layer
-    runs fused in every chunk of a run or in none); a static drive is permuted into that order
-    once and reused in later chunks (the same tensor)."""
+    The layer's state is kept under keys of its own (a layer runs fused in every chunk of a
+    run or in none), in window order (`fused.Pooled`), or in natural order for a per-step drive
+    whose windows cover every neuron; a static drive is permuted into window order once and
+    reused in later chunks (the same tensor)."""
     pool, dense = fuse[0], fuse[-1] if isinstance(fuse[-1], ir.Dense) else None
     c, h, w = x.shape[1:]
     windows = fused.Pooled((c, h, w), pool.kernel)
@@ -564,9 +565,7 @@ def _pooled_neurons_run(
     ready[pool.name] = Value(
         pooled, clock.steps, memo={"active": active, "counters": pool_counters}
     )
-    shape_only = torch.zeros((), dtype=x.dtype).expand(rows, c, h, w)
-    counters = {"spikes": covered + uncovered, "neuron_updates": shape_only.numel()}
-    return Value(shape_only, clock.steps, binary=True, memo={"counters": counters})
+    return _fused_layer(x, clock, covered + uncovered)
 
 
 def _dense_neurons_run(
@@ -604,7 +603,13 @@ def _dense_neurons_run(
     if flat is not None:
         placeholder = torch.zeros((), dtype=x.dtype).expand(rows, n)
         ready[flat.name] = Value(placeholder, clock.steps, binary=True, memo={"counters": {}})
-    shape_only = torch.zeros((), dtype=x.dtype).expand(rows, *x.shape[1:])
+    return _fused_layer(x, clock, spikes)
+
+
+def _fused_layer(x: torch.Tensor, clock: Clock, spikes: int) -> Value:
+    """A fused neuron layer's own value: a placeholder of its shape (nothing reads it) with
+    its counters for the chunk."""
+    shape_only = torch.zeros((), dtype=x.dtype).expand(clock.steps * clock.batch, *x.shape[1:])
     counters = {"spikes": spikes, "neuron_updates": shape_only.numel()}
     return Value(shape_only, clock.steps, binary=True, memo={"counters": counters})
 
