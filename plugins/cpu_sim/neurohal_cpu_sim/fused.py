@@ -5,12 +5,16 @@ state, plus a pass over the spikes to count them. `neuron_steps` makes one pass:
 neurons keeps its membrane (and current) in cache through every step of the chunk, writes its
 spikes and counts them per element on the way. `pooled_steps` does the same for a layer whose
 spikes only feed a pool with tiling windows, and pools each sample's spikes while they are in
-cache: the full-size spike tensor is never written. Each does the reference's float
-operations in the reference's order, in the array's dtype (numba does not contract to FMA
-without fastmath), so float64 spike trains stay identical to `neurohal.reference`.
+cache (and can feed the pooled values to a Dense layer): the full-size spike tensor is never
+written. `dense_steps` feeds a layer's spikes straight to the Dense layer it alone feeds.
+Each does the reference's float operations in the reference's order, in the array's dtype
+(numba does not contract to FMA without fastmath), so float64 spike trains stay identical to
+`neurohal.reference`; only the additions inside a Dense product come in another order, as
+they do in any BLAS.
 
 Loops compile on first use and are cached on disk (``cache=True``): the first run on a machine
-pays a few seconds of compilation. They are serial and release the GIL (``nogil``): the engine
+pays a few seconds of compilation for each kind of layer (the fused loops are compiled per
+kind, `_pooled_loop`). They are serial and release the GIL (``nogil``): the engine
 runs slices of a batch in threads of its own, side by side (`engine.run_batch`).
 """
 
