@@ -143,7 +143,7 @@ def _emit(a, lo, out, y, wt, pcounts, fired, values, dense, zero, divisor):
             ot[j] = a[j]
     if dense:
         k = 0
-        for j in range(n):  # branch-free, as in `_dense_steps`
+        for j in range(n):  # branch-free, as in `_dense_loop`
             fired[k] = lo + j
             values[k] = values[j]
             k += np.int64(a[j] != zero)
@@ -160,9 +160,9 @@ def _emit(a, lo, out, y, wt, pcounts, fired, values, dense, zero, divisor):
 def _pooled_loop(cuba: bool, reset_zero: bool, gather: bool, uncovered: bool, dense: bool):
     """The `pooled_steps` loop for one kind of layer: CubaLIF or not, reset to zero or by
     subtraction, drive gathered per step or static, neurons left uncovered or not, pooled
-    values stored or fed to a Dense layer. The kinds
-    are constants of each compiled loop, so it holds only its own paths: one loop taking them
-    as arguments ran LeNet-5's if1 1.2x slower (0.81 against 0.67 ms a chunk)."""
+    values stored or fed to a Dense layer. The kinds are constants of each compiled loop, so it
+    holds only its own paths: one loop taking them as arguments ran LeNet-5's if1 1.2x slower
+    (0.81 against 0.67 ms a chunk)."""
 
     @numba.njit(cache=True, nogil=True)
     def loop(xs, xs_rest, xg, order, order_rest, out, v, v_rest, cur, cur_rest, pcounts,
@@ -208,7 +208,7 @@ def _pooled_loop(cuba: bool, reset_zero: bool, gather: bool, uncovered: bool, de
                     for k in range(1 if tail else area):
                         if tail:
                             vb = v_rest[p]
-                            cb = cur_rest[p]
+                            cb = cur_rest[p] if cuba else vb
                             if gather:
                                 row = xg[t, p]
                                 for j in range(n):
@@ -435,8 +435,8 @@ def pooled_steps(
         xg = x.numpy().reshape(steps, batch, -1)
         gather, gather_rest = order[:cut].reshape(pool.area, pool.windows), order[cut:]
     dense = weight_t is not None
-    if dense:
-        out = np.empty((1, 1, 1), dtype)
+    if dense:  # nothing stored, but out[t, p] stays a valid (empty) row
+        out = np.empty((steps, batch, 0), dtype)
         y = np.zeros((steps, batch, weight_t.shape[1]), dtype)
     else:
         out = np.empty((steps, batch, pool.windows), dtype)
