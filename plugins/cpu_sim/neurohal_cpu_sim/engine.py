@@ -153,8 +153,8 @@ class Program:
         }
         """Fused pools whose values go only into a Dense layer (through a Flatten or not): the
         loop feeds them to it (`fused.pooled_steps` with a weight)."""
-        self.weight_t = {
-            dense.name: np.ascontiguousarray(self.params[dense.name]["weight"].numpy().T)
+        self.dense_rows = {
+            dense.name: fused.DenseRows.of(self.params[dense.name]["weight"].numpy())
             for _, dense in [*self.dense_fed.values(), *self.pool_fed.values()]
         }
 
@@ -543,7 +543,7 @@ def _pooled_neurons_run(
         node.reset == "zero",
         clock.steps,
         isinstance(pool, ir.AvgPool2d),
-        None if dense is None else program.weight_t[dense.name],
+        None if dense is None else program.dense_rows[dense.name],
     )
     rows = clock.steps * clock.batch
     pooled_shape = (rows, c, h // pool.kernel[0], w // pool.kernel[1])
@@ -591,12 +591,12 @@ def _dense_neurons_run(
         keep_i,
         node.v_threshold,
         node.reset == "zero",
-        program.weight_t[dense.name],
+        program.dense_rows[dense.name],
         None if bias is None else bias.numpy(),
         clock.steps,
     )
     rows = clock.steps * clock.batch
-    n, m = program.weight_t[dense.name].shape
+    n, m = program.dense_rows[dense.name].rows.shape[0], program.dense_rows[dense.name].width
     # every spike reaches all M outputs; the Dense multiplies every input by all of them
     dense_counters = {"synops": spikes * m, "macs": rows * n * m}
     ready[dense.name] = Value(y.reshape(rows, m), clock.steps, memo={"counters": dense_counters})

@@ -27,6 +27,7 @@ import attrs
 import numba
 import numpy as np
 import torch
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from neurohal_cpu_sim import threads
 
@@ -127,33 +128,70 @@ def neuron_steps(
     return torch.from_numpy(counts.reshape(batch, -1).sum(0, dtype=np.int64)).reshape(out.shape[2:])
 
 
+BYTES_TO_BITS = np.uint64(0x0102040810204080)
+"""A uint64 holding eight 0/1 bytes, times this, holds them as bits in its top byte (byte i in
+bit 56 + i): the partial products all land on distinct bits, so nothing carries into them."""
+
+
+@numba.njit(cache=True)
+def padded(n: int, multiple: int = 64) -> int:
+    """``n`` rounded up to a multiple of ``multiple`` (compiled: the loops call it too)."""
+    return (n + multiple - 1) // multiple * multiple
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
-def _emit(a, lo, out, y, wt, pcounts, fired, values, dense, zero, divisor):
+def _fired_list(flags, z, where, fired, values, divisor):
+    """The positions q whose ``flags[q]`` is 1, in order, as ``fired[k] = where[q]`` and
+    ``values[k] = z[q] / divisor`` (``z[q]`` when ``divisor`` is 0); returns their count.
+    ``flags`` (uint8, its length a multiple of 64) is read eight bytes a word, packed into 64
+    bits at a time, and the loop visits only the set bits: one hard-to-predict branch per 64
+    positions rather than one per 8 (LeNet-5's if2 loop up to its Dense product, 32 samples x
+    26 steps: 0.50 against 0.58 ms a chunk visiting the set bytes of each word instead)."""
+    words = flags.view(np.uint64)
+    k = 0
+    for g in range(words.shape[0] // 8):
+        bits = np.uint64(0)
+        for i in range(8):
+            packed = (words[g * 8 + i] * BYTES_TO_BITS) >> np.uint64(56)
+            bits |= packed << np.uint64(8 * i)
+        while bits:
+            q = g * 64 + np.int64(trailing_zeros(bits))
+            fired[k] = where[q]
+            values[k] = z[q] / divisor if divisor > 0 else z[q]
+            k += 1
+            bits &= bits - np.uint64(1)
+    return k
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _emit(a, lo, out, y, wt, active, spiked, flags, where, fired, values, dense, zero, divisor):
     """One step's window sums ``a`` of windows ``lo ..``: their pooled values (divided by
     ``divisor`` unless it is 0) into ``out[lo ..]``, or with ``dense`` each nonzero one times
-    its row of ``wt`` added into ``y``; ``pcounts`` counts the nonzero ones. Returns the
-    spikes (the sum of ``a``)."""
+    its row of ``wt`` added into ``y``; ``active`` counts the nonzero ones per window and
+    ``spiked`` adds up the sums (int32 per window: the counts vectorize, and a call's totals
+    fit)."""
     n = a.shape[0]
-    ot = values if dense else out[lo : lo + n]
-    if divisor > 0:
-        for j in range(n):
-            ot[j] = a[j] / divisor
-    else:
-        for j in range(n):
-            ot[j] = a[j]
-    if dense:
-        k = 0
-        for j in range(n):  # branch-free, as in `_dense_loop`
-            fired[k] = lo + j
-            values[k] = values[j]
-            k += np.int64(a[j] != zero)
-        _add_scaled_rows(y, wt, fired, values, k)
-    pc = pcounts[lo : lo + n]
-    spikes = 0
+    act = active[lo : lo + n]
+    spk = spiked[lo : lo + n]
     for j in range(n):
-        pc[j] += np.int64(a[j] != zero)
-        spikes += np.int64(a[j])
-    return spikes
+        h = a[j]
+        act[j] += np.int32(h != zero)
+        spk[j] += np.int32(h)
+    if dense:
+        marks = flags[: padded(n)]
+        for j in range(n):
+            marks[j] = np.uint8(a[j] != zero)
+        marks[n:] = 0
+        k = _fired_list(marks, a, where[lo:], fired, values, divisor)
+        _add_scaled_rows(y, wt, fired, values, k)
+    else:
+        ot = out[lo : lo + n]
+        if divisor > 0:
+            for j in range(n):
+                ot[j] = a[j] / divisor
+        else:
+            for j in range(n):
+                ot[j] = a[j]
 
 
 @functools.cache
@@ -193,7 +231,11 @@ def _pooled_loop(cuba: bool, reset_zero: bool, gather: bool, uncovered: bool, de
         scratch = np.empty(max(block, rest), out.dtype)
         fired = np.empty(block, np.int64)
         values = np.empty(block, out.dtype)
-        covered = spiked = 0
+        flags = np.zeros(padded(block), np.uint8)
+        where = np.arange(windows)
+        active = np.zeros(windows, np.int32)
+        sums = np.zeros(windows, np.int32)
+        spiked = 0
         for p in range(batch):
             strips = (windows + block - 1) // block + (1 if uncovered else 0)
             for b in range(strips):
@@ -248,43 +290,63 @@ def _pooled_loop(cuba: bool, reset_zero: bool, gather: bool, uncovered: bool, de
                                 vb[j] = vj - thr * unit
                     if tail:
                         continue
-                    covered += _emit(a, lo, out[t, p], y[t, p], wt, pcounts, fired, values,
-                                     dense, zero, divisor)  # fmt: skip
+                    _emit(a, lo, out[t, p], y[t, p], wt, active, sums, flags, where, fired,
+                          values, dense, zero, divisor)  # fmt: skip
             for j in range(rest):
                 spiked += np.int64(spare[j])
                 spare[j] = zero
+        covered = 0
+        for j in range(windows):
+            pcounts[j] += active[j]
+            covered += sums[j]
         return covered, spiked
 
     return loop
 
 
 @functools.cache
-def _natural_loop(cuba: bool, reset_zero: bool, dense: bool):
-    """`_pooled_loop` for a per-step drive whose windows tile every neuron: the state stays in
-    natural (C, H, W) order and each step updates it as one contiguous strip into spikes,
-    summed kw at a time along rows, then kh rows at a time. No gather: LeNet-5's if2 (32
-    samples x 27 steps) in 0.56-0.60 against 0.73-0.78 ms. Slices of ``rows`` rather than
-    offsets into it, and a single pass when kh = 2, keep those short loops cheap: offsets ran
-    the pooling at half that speed. The membrane update is written out here, as in the other
-    loops, rather than shared through a helper: numba's inlined helper ran them up to 1.5x
-    slower (LeNet-5's if1: 0.81-1.04 against 0.67 ms a chunk)."""
+def _natural_loop(cuba: bool, reset_zero: bool, dense: bool, kh: int, kw: int, ow: int):
+    """`_pooled_loop` for a per-step drive whose kh x kw windows tile every neuron: the state
+    stays in natural (C, H, W) order and each step updates it kw neurons at a time, summing
+    their spikes as it goes (kw-sums along rows, ``sums``); then ``z[q]``, the sum of kw-sums
+    q, q + OW, ..., (kh - 1) OW, is a window's sum wherever q starts a window (``(q // OW) %
+    kh == 0``; elsewhere it is junk that is never read). Both passes are contiguous and
+    vectorize. The geometry (kh, kw, OW) is a constant of the compiled loop, like the layer
+    kinds: with OW an argument, the same loop ran 1.19-1.23 against 0.89-0.92 ms a chunk.
+    LeNet-5's if2 + pool2 + fc1 (32 samples x 26 steps, 1 thread, alternated in one
+    process): 1.06-1.08 against 1.37-1.44 ms a chunk for the loop that summed rows in slices
+    of OW (1.48-1.51 against 1.77-1.80 ms with the caches flushed before each call). The
+    membrane update is written out here, as in the other loops, rather than shared through a
+    helper: numba's inlined helper ran them up to 1.5x slower (LeNet-5's if1: 0.81-1.04
+    against 0.67 ms)."""
 
     @numba.njit(cache=True, nogil=True)
-    def loop(x, out, v, cur, pcounts, wt, y, geometry, keep_v, keep_i, thr, zero, one,
-             divisor):  # fmt: skip
+    def loop(x, out, v, cur, pcounts, wt, y, keep_v, keep_i, thr, zero, one, divisor):
         """Steps ``y.shape[0]`` of samples ``v[p]`` (natural order, flat) driven by
-        ``x[t, p]``, their windows (``geometry = (kh, kw, OW)``) summed and emitted as by
-        `_pooled_loop`. Returns the spikes."""
+        ``x[t, p]``, their windows (``ow`` per row) summed and emitted as by `_pooled_loop`
+        (with ``dense``, into ``y[t, p]`` through rows of ``wt`` padded to whole vectors).
+        Returns the spikes."""
         steps, batch, n = y.shape[0], y.shape[1], v.shape[1]
-        kh, kw, ow = geometry
         windows = n // (kh * kw)
-        spikes = np.empty(n, out.dtype)
+        pairs = n // kw
+        span = pairs - (kh - 1) * ow
+        room = padded(span)
+        valid = np.zeros(room, np.uint8)
+        where = np.zeros(room, np.int64)  # q's window, in natural (C, OH, OW) order
+        for q in range(span):
+            if (q // ow) % kh == 0:
+                valid[q] = 1
+                where[q] = (q // (kh * ow)) * ow + q % ow
+        sums = np.empty(pairs, out.dtype)
+        z = np.zeros(room, out.dtype)
+        flags = np.zeros(room, np.uint8)
+        active = np.zeros(room, np.int32)
+        spiked = np.zeros(room, np.int32)
         scratch = np.empty(n, out.dtype)
-        rows = np.empty(n // kw, out.dtype)
-        acc = np.empty(windows, out.dtype)
         fired = np.empty(windows, np.int64)
         values = np.empty(windows, out.dtype)
-        covered = 0
+        acc = np.empty(wt.shape[1], out.dtype)
+        m = y.shape[2]
         for p in range(batch):
             vp = v[p]
             cp = cur[p] if cuba else vp
@@ -297,43 +359,57 @@ def _natural_loop(cuba: bool, reset_zero: bool, dense: bool):
                         scratch[j] = c
                     d = scratch
                 if reset_zero:
-                    for j in range(n):
-                        vj = vp[j] * keep_v + d[j]
-                        s = vj >= thr
-                        spikes[j] = one if s else zero
-                        vp[j] = zero if s else vj
+                    for i in range(pairs):
+                        h = zero
+                        for e in range(kw):
+                            j = i * kw + e
+                            vj = vp[j] * keep_v + d[j]
+                            s = vj >= thr
+                            h += one if s else zero
+                            vp[j] = zero if s else vj
+                        sums[i] = h
                 else:
-                    for j in range(n):
-                        vj = vp[j] * keep_v + d[j]
-                        s = vj >= thr
-                        unit = one if s else zero
-                        spikes[j] = unit
-                        vp[j] = vj - thr * unit
-                if kw == 2:  # vectorizes (a stride-2 pair of loads)
-                    for j in range(n // 2):
-                        rows[j] = spikes[2 * j] + spikes[2 * j + 1]
+                    for i in range(pairs):
+                        h = zero
+                        for e in range(kw):
+                            j = i * kw + e
+                            vj = vp[j] * keep_v + d[j]
+                            s = vj >= thr
+                            unit = one if s else zero
+                            h += unit
+                            vp[j] = vj - thr * unit
+                        sums[i] = h
+                for q in range(span):
+                    h = sums[q]
+                    for e in range(1, kh):
+                        h += sums[q + e * ow]
+                    z[q] = h
+                    active[q] += np.int32(h != zero)
+                    spiked[q] += np.int32(h)
+                    flags[q] = np.uint8(h != zero) & valid[q]
+                if dense:
+                    k = _fired_list(flags, z, where, fired, values, divisor)
+                    acc[:] = zero
+                    _add_scaled_rows(acc, wt, fired, values, k)
+                    yt = y[t, p]
+                    for o in range(m):
+                        yt[o] = acc[o]
                 else:
-                    for j in range(n // kw):
-                        h = spikes[kw * j]
-                        for e in range(1, kw):
-                            h += spikes[kw * j + e]
-                        rows[j] = h
-                for r in range(windows // ow):  # kh rows of sums per window row
-                    ar = acc[r * ow : (r + 1) * ow]
-                    r0 = rows[r * kh * ow : (r * kh + 1) * ow]
-                    if kh == 2:  # one pass: LeNet-5's if2 0.60 against 0.77 ms a chunk
-                        r1 = rows[(r * kh + 1) * ow : (r * kh + 2) * ow]
-                        for j in range(ow):
-                            ar[j] = r0[j] + r1[j]
-                    else:
-                        for j in range(ow):
-                            ar[j] = r0[j]
-                        for e in range(1, kh):
-                            re = rows[(r * kh + e) * ow : (r * kh + e + 1) * ow]
+                    ot = out[t, p]
+                    for r in range(windows // ow):
+                        zr = z[r * kh * ow : r * kh * ow + ow]
+                        orow = ot[r * ow : (r + 1) * ow]
+                        if divisor > 0:
                             for j in range(ow):
-                                ar[j] += re[j]
-                covered += _emit(acc, 0, out[t, p], y[t, p], wt, pcounts, fired, values, dense,
-                                 zero, divisor)  # fmt: skip
+                                orow[j] = zr[j] / divisor
+                        else:
+                            for j in range(ow):
+                                orow[j] = zr[j]
+        covered = 0
+        for q in range(span):
+            if valid[q]:
+                pcounts[where[q]] += active[q]
+                covered += spiked[q]
         return covered
 
     return loop
@@ -391,6 +467,25 @@ class Pooled:
         return covered, np.take(x, order[cut:], axis=1)
 
 
+@attrs.frozen
+class DenseRows:
+    """A Dense layer's weight ``(M, N)`` as the fused loops read it: ``rows`` is ``W.T``,
+    ``(N, M')``, each row zero-padded to whole 64-byte vectors (``M'`` a multiple of 16
+    float32 or 8 float64), and ``width`` is M. The loops add whole padded rows into a padded
+    accumulator and keep its first M values: rows that start on a vector and end on one, no
+    tail loop (LeNet-5's fc1, 120 outputs, in its pool loop: 0.37 against 0.52 ms a chunk)."""
+
+    rows: np.ndarray
+    width: int
+
+    @classmethod
+    def of(cls, weight: np.ndarray) -> DenseRows:
+        m, n = weight.shape
+        rows = np.zeros((n, padded(m, 64 // weight.itemsize)), weight.dtype)
+        rows[:, :m] = weight.T
+        return cls(rows, m)
+
+
 def pooled_steps(
     x: torch.Tensor | tuple[np.ndarray, np.ndarray],
     pool: Pooled,
@@ -402,12 +497,12 @@ def pooled_steps(
     reset_zero: bool,
     steps: int,
     average: bool,
-    weight_t: np.ndarray | None = None,
+    dense_rows: DenseRows | None = None,
 ) -> tuple[torch.Tensor, int, int, torch.Tensor]:
     """`neuron_steps` followed by sum (or, ``average``, mean) pooling over the tiling windows
-    of ``pool`` (stride = kernel, no padding), without storing the spikes; with ``weight_t``
-    (``W.T`` of a Dense layer, ``(Q, M)``, contiguous), followed by that layer's product on
-    the pooled values (without its bias), without storing them either.
+    of ``pool`` (stride = kernel, no padding), without storing the spikes; with
+    ``dense_rows`` (a Dense layer's, `DenseRows`), followed by that layer's product on the
+    pooled values (without its bias), without storing them either.
 
     ``x``: a per-step drive ``(steps, B, C, H, W)`` (contiguous), or a static one already
     permuted by `Pooled.permute`. ``v`` and ``cur`` (CubaLIF's current, else None): state from
@@ -434,10 +529,11 @@ def pooled_steps(
         xs, xs_rest = np.zeros((1, 1, 1), dtype), np.zeros((1, 1), dtype)
         xg = x.numpy().reshape(steps, batch, -1)
         gather, gather_rest = order[:cut].reshape(pool.area, pool.windows), order[cut:]
-    dense = weight_t is not None
+    dense = dense_rows is not None
     if dense:  # nothing stored, but out[t, p] stays a valid (empty) row
         out = np.empty((steps, batch, 0), dtype)
-        y = np.zeros((steps, batch, weight_t.shape[1]), dtype)
+        y = np.zeros((steps, batch, dense_rows.width), dtype)
+        weight_t = dense_rows.rows
     else:
         out = np.empty((steps, batch, pool.windows), dtype)
         y, weight_t = np.empty((steps, batch, 0), dtype), np.empty((1, 1), dtype)
@@ -453,13 +549,12 @@ def pooled_steps(
             weight_t, y, *constants, divisor,
         )  # fmt: skip
     else:  # a per-step drive, every neuron covered: the state is in natural order
-        loop = _natural_loop(cuba, reset_zero, dense)
+        loop = _natural_loop(cuba, reset_zero, dense, kh, kw, w // kw)
         flat = (batch, pool.area * pool.windows)
         state_i = cur[0].reshape(flat) if cuba else cur[0].reshape(1, -1)
         covered = loop(
-            xg, out, v[0].reshape(flat), state_i, pcounts, weight_t, y, (kh, kw, w // kw),
-            *constants, divisor,
-        )  # fmt: skip
+            xg, out, v[0].reshape(flat), state_i, pcounts, weight_t, y, *constants, divisor
+        )
         uncovered = 0
     values = (
         torch.from_numpy(y)
@@ -530,7 +625,7 @@ def _dense_loop(cuba: bool, reset_zero: bool):
         n = v.shape[1]
         flags = np.empty(n, np.uint8)
         fired = np.empty(n, np.int32)
-        acc = np.empty(m, out.dtype)
+        acc = np.empty(wt.shape[1], out.dtype)  # rows padded to whole vectors
         scratch = np.empty(n, out.dtype)
         spikes = 0
         for p in range(lo, hi):
@@ -561,8 +656,7 @@ def _dense_loop(cuba: bool, reset_zero: bool):
                     fired[k] = j
                     k += flags[j]
                 spikes += k
-                for o in range(m):
-                    acc[o] = zero
+                acc[:] = zero
                 _add_rows(acc, wt, fired, k)
                 ot = out[t, p]
                 if has_bias:
@@ -585,12 +679,12 @@ def dense_steps(
     keep_i: float,
     threshold: float,
     reset_zero: bool,
-    weight_t: np.ndarray,
+    dense_rows: DenseRows,
     bias: np.ndarray | None,
     steps: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`neuron_steps` followed by a Dense layer (``x @ W.T + b``, ``weight_t`` = ``W.T``
-    contiguous, ``(N, M)``) on its spikes, without storing them.
+    """`neuron_steps` followed by a Dense layer (``x @ W.T + b``, its weight as `DenseRows`)
+    on its spikes, without storing them.
 
     ``x``: ``(B, *shape)`` when ``static``, else ``(steps, B, *shape)`` (contiguous, N
     neurons per sample); ``v``, ``cur``: state as for `neuron_steps`, updated. With torch on
@@ -599,9 +693,10 @@ def dense_steps(
     spike is 1, so each product is the weight itself, exactly; the products are summed in a
     fixed order (the reference's matrix product in another, as any BLAS), then the bias is
     added, as the reference does."""
+    weight_t, m = dense_rows.rows, dense_rows.width
     dtype = weight_t.dtype.type
     batch = v.shape[0]
-    n, m = weight_t.shape
+    n = weight_t.shape[0]
     xs = x.numpy().reshape(1 if static else steps, batch, n)
     state_v = v.numpy().reshape(batch, n)
     state_i = cur.numpy().reshape(batch, n) if cur is not None else state_v[:0]

@@ -34,12 +34,14 @@ NEURONS = {
 POOLS = {
     "avg2x2": ir.AvgPool2d(name="pool", kernel=2, stride=2),
     "sum2x3": ir.SumPool2d(name="pool", kernel=(2, 3), stride=(2, 3)),
+    "avg3x2": ir.AvgPool2d(name="pool", kernel=(3, 2), stride=(3, 2)),
 }
 
 
-PLANES = {"uncovered": (7, 8), "tiled": (8, 6)}
-"""7 x 8 planes: a 2 x 2 window leaves a row uncovered, a 2 x 3 one a row and two columns; 8 x 6
-planes: both tile every neuron (with a per-step drive, the loop's natural-order path)."""
+PLANES = {"uncovered": (7, 8), "tiled": (6, 6)}
+"""7 x 8 planes: a 2 x 2 or 3 x 2 window leaves a row uncovered, a 2 x 3 one a row and two
+columns; 6 x 6 planes: all three tile every neuron (with a per-step drive, the loop's
+natural-order path, whose window sums span kh rows of kw-sums)."""
 
 
 def _graph(
@@ -114,7 +116,7 @@ def test_pool_fused_with_its_dense_layer_matches_the_reference(
 def test_fusion_stops_at_a_recorded_pool_or_flatten(cpu_sim, record):
     rng = np.random.default_rng(6)
     graph = _graph(rng, NEURONS["if_subtract"], POOLS["avg2x2"], poisson=True, plane="tiled")
-    x = rng.random((B, 2, 8, 6)).astype(np.float32)
+    x = rng.random((B, 2, *PLANES["tiled"])).astype(np.float32)
     want = reference.run(graph, x, 6, record=[record])
     got = cpu_sim.trace(cpu_sim.compile(graph, dtype="float64"), x, 6, record=[record])
     np.testing.assert_array_equal(got.records[record], want.records[record])
