@@ -188,6 +188,18 @@ def _fired_list(flags, z, where, fired, values, divisor):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _pooled_values(sums, out, divisor):
+    """``out[j] = sums[j] / divisor``, or the sums themselves when ``divisor`` is 0 (a sum
+    pool)."""
+    if divisor > 0:
+        for j in range(out.shape[0]):
+            out[j] = sums[j] / divisor
+    else:
+        for j in range(out.shape[0]):
+            out[j] = sums[j]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _emit(a, lo, out, y, wt, active, spiked, flags, where, fired, values, dense, zero, divisor):
     """One step's window sums ``a`` of windows ``lo ..``: their pooled values (divided by
     ``divisor`` unless it is 0) into ``out[lo ..]``, or with ``dense`` each nonzero one times
@@ -209,13 +221,7 @@ def _emit(a, lo, out, y, wt, active, spiked, flags, where, fired, values, dense,
         k = _fired_list(marks, a, where[lo:], fired, values, divisor)
         _add_scaled_rows(y, wt, fired, values, k)
     else:
-        ot = out[lo : lo + n]
-        if divisor > 0:
-            for j in range(n):
-                ot[j] = a[j] / divisor
-        else:
-            for j in range(n):
-                ot[j] = a[j]
+        _pooled_values(a, out[lo : lo + n], divisor)
 
 
 @functools.cache
@@ -422,13 +428,7 @@ def _natural_loop(cuba: bool, reset_zero: bool, dense: bool, kh: int, kw: int, o
                     ot = out[t, p]
                     for r in range(windows // ow):
                         zr = z[r * kh * ow : r * kh * ow + ow]
-                        orow = ot[r * ow : (r + 1) * ow]
-                        if divisor > 0:
-                            for j in range(ow):
-                                orow[j] = zr[j] / divisor
-                        else:
-                            for j in range(ow):
-                                orow[j] = zr[j]
+                        _pooled_values(zr, ot[r * ow : (r + 1) * ow], divisor)
         covered = 0
         for q in range(span):
             if valid[q]:
