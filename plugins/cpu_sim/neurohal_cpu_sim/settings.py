@@ -27,8 +27,9 @@ class Settings:
     of the reference) or ``float64`` (spike trains identical to the reference).
     ``batch_size``: samples per streamed batch (bounds memory for large test sets).
     ``time_chunk``: timesteps computed together per layer; ``None`` picks the largest chunk
-    whose per-layer tensors stay under `STEP_ELEMENT_BUDGET` elements (bounds memory for long
-    T). ``warmup`` and ``repeats``: untimed and timed passes of `measure`.
+    whose stored per-step tensors stay under `STEP_ELEMENT_BUDGET` elements (bounds memory for
+    long T; `Program.stored_per_step`). ``warmup`` and ``repeats``: untimed and timed
+    passes of `measure`.
     """
 
     device: str = "cpu"

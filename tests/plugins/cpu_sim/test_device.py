@@ -182,13 +182,44 @@ def test_time_chunks_cover_every_step_within_the_memory_budget(steps, batch):
     from neurohal_cpu_sim.settings import Settings
 
     graph = spiking_examples(np.random.default_rng(0))[0].graph
-    largest = max(int(np.prod(s)) for s in graph.shapes().values())
-    chunks = Program(graph, Settings()).chunks(steps, batch)
+    program = Program(graph, Settings())
+    largest = program.stored_per_step(set())
+    chunks = program.chunks(steps, batch, set())
     starts = [t0 for t0, _ in chunks]
     assert starts == sorted(starts) and starts[0] == 0
     assert sum(n for _, n in chunks) == steps
     assert all(t0 + n == nxt for (t0, n), nxt in zip(chunks, [*starts[1:], steps], strict=True))
     assert all(n * batch * largest <= max(STEP_ELEMENT_BUDGET, batch * largest) for _, n in chunks)
+
+
+def test_chunks_are_sized_by_the_values_a_run_stores():
+    """A LeNet-like chain: conv1's value is static (stored once per batch) and if1's spikes
+    are never stored while it runs fused with its pool, so conv2's 8 x 6 x 6 output is the
+    largest per-step value (pool1's is 3 x 7 x 7); recording if1 stores its 3 x 14 x 14
+    spikes."""
+    from neurohal_cpu_sim.engine import STEP_ELEMENT_BUDGET, Program
+    from neurohal_cpu_sim.settings import Settings
+
+    rng = np.random.default_rng(3)
+    graph = ir.chain(
+        ir.Input(name="x", shape=(1, 14, 14)),
+        ir.Encoder(name="enc"),
+        ir.Conv2d(name="conv1", weight=rng.normal(size=(3, 1, 3, 3)), padding=1),
+        ir.IF(name="if1", v_threshold=1.0),
+        ir.AvgPool2d(name="pool1", kernel=2, stride=2),
+        ir.Conv2d(name="conv2", weight=rng.normal(size=(8, 3, 2, 2))),
+        ir.IF(name="if2", v_threshold=1.0),
+        ir.AvgPool2d(name="pool2", kernel=2, stride=2),
+        ir.Flatten(name="flat"),
+        ir.Dense(name="fc", weight=rng.normal(size=(5, 72))),
+        ir.Readout(name="readout"),
+        ir.Output(name="out"),
+    )
+    program = Program(graph, Settings())
+    assert program.stored_per_step({"out"}) == 8 * 6 * 6
+    assert program.stored_per_step({"out", "if1"}) == 3 * 14 * 14
+    batch = 16
+    assert program.chunks(10**6, batch, {"out"})[0][1] == STEP_ELEMENT_BUDGET // (batch * 288)
 
 
 def test_a_graphs_program_is_kept_for_its_settings_only():
