@@ -644,9 +644,12 @@ def _dense_loop(cuba: bool, reset_zero: bool):
         """Steps ``out.shape[0]`` of samples ``lo .. hi`` of neurons ``v[p]`` driven by
         ``x[t * x_step, p]`` (as `_neuron_steps` orders each update), each step's spikes
         going straight into a Dense layer: ``out[t, p] = (sum of wt[j] over the neurons j that
-        fired) + bias``. Each sample runs all steps with its state in cache; a step's spikes
-        become a short list of fired indices, so the spike tensor is never written and silent
-        neurons cost no adds. Returns the spikes (the fired indices' count, summed)."""
+        fired) + bias``. Each step runs every sample, so ``x`` and ``out`` go by in order
+        (the samples' state, B x N, stays in L2); sample by sample, all steps each, wrote
+        ``out`` a row per step 4-64 KiB apart: the MLP at B = 256, T = 128 ran 10.5 against
+        13.3 ms that way (2 threads, medians, alternated). A step's spikes become a short list
+        of fired indices, so the spike tensor is never written and silent neurons cost no
+        adds. Returns the spikes (the fired indices' count, summed)."""
         steps, m = out.shape[0], out.shape[2]
         n = v.shape[1]
         flags = np.empty(n, np.uint8)
@@ -654,10 +657,10 @@ def _dense_loop(cuba: bool, reset_zero: bool):
         acc = _aligned_empty(wt.shape[1], out)  # rows padded to whole vectors
         scratch = np.empty(n, out.dtype)
         spikes = 0
-        for p in range(lo, hi):
-            vp = v[p]
-            cp = cur[p] if cuba else scratch
-            for t in range(steps):
+        for t in range(steps):
+            for p in range(lo, hi):
+                vp = v[p]
+                cp = cur[p] if cuba else scratch
                 drive = x[t * x_step, p]
                 if cuba:
                     for j in range(n):
