@@ -36,7 +36,8 @@ from neurohal_cpu_sim import fused, kernels, threads
 from neurohal_cpu_sim.settings import Settings
 
 STEP_ELEMENT_BUDGET = 1 << 22
-"""Largest per-node tensor (elements) a time chunk may create when ``time_chunk`` is None."""
+"""Largest tensor (elements) a time chunk may store when ``time_chunk`` is None
+(`Program.stored_per_step`)."""
 
 SPLIT_MACS = 10**8
 """Least multiply-accumulates of per-step synapses per slice for `run_batch` to split a batch
@@ -185,8 +186,9 @@ class Program:
     def chunks(self, steps: int, batch: int, keep: set[str]) -> list[tuple[int, int]]:
         """Balanced (t0, length) chunks covering ``steps``: each as long as ``time_chunk``, or
         (None) as the `STEP_ELEMENT_BUDGET` allows for the largest value a chunk stores."""
-        stored = batch * self.stored_per_step(keep)
-        most = self.settings.time_chunk or max(1, STEP_ELEMENT_BUDGET // stored)
+        most = self.settings.time_chunk or max(
+            1, STEP_ELEMENT_BUDGET // (batch * self.stored_per_step(keep))
+        )
         count = math.ceil(steps / min(most, steps))
         bounds = [round(i * steps / count) for i in range(count + 1)]
         return [(a, b - a) for a, b in itertools.pairwise(bounds)]
@@ -608,6 +610,7 @@ def _dense_neurons_run(
     flat, dense = program.dense_fed[node.name]
     v, cur, keep_v, keep_i = _state(node, x, st, clock)
     bias = program.params[dense.name].get("bias")
+    weights = program.dense_rows[dense.name]
     y, spikes = fused.dense_steps(
         x,
         static,
@@ -617,12 +620,12 @@ def _dense_neurons_run(
         keep_i,
         node.v_threshold,
         node.reset == "zero",
-        program.dense_rows[dense.name],
+        weights,
         None if bias is None else bias.numpy(),
         clock.steps,
     )
     rows = clock.steps * clock.batch
-    n, m = program.dense_rows[dense.name].rows.shape[0], program.dense_rows[dense.name].width
+    n, m = weights.rows.shape[0], weights.width
     # every spike reaches all M outputs; the Dense multiplies every input by all of them
     dense_counters = {"synops": spikes * m, "macs": rows * n * m}
     ready[dense.name] = Value(y.reshape(rows, m), clock.steps, memo={"counters": dense_counters})
