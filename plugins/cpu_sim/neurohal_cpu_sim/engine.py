@@ -155,7 +155,7 @@ class Program:
             if (reader := _dense_reader(graph, pool.name)) is not None
         }
         """Fused pools whose values go only into a Dense layer (through a Flatten or not): the
-        loop feeds them to it (`fused.pooled_steps` with a weight)."""
+        loop feeds them to it (`fused.PooledSteps` with a weight)."""
         self.dense_rows = {
             dense.name: fused.DenseRows.of(self.params[dense.name]["weight"].numpy())
             for _, dense in [*self.dense_fed.values(), *self.pool_fed.values()]
@@ -196,7 +196,7 @@ class Program:
 
 def _pooled_neurons(graph: Graph, device: torch.device) -> dict[str, Node]:
     """Neuron layers whose spikes go only into a pool with tiling windows (CPU): the two run as
-    one fused loop (`fused.pooled_steps`) that never stores the spikes."""
+    one fused loop (`fused.PooledSteps`) that never stores the spikes."""
     if device.type != "cpu":
         return {}
     out = {}
@@ -224,7 +224,7 @@ def _dense_reader(graph: Graph, name: str) -> tuple[Node | None, Node] | None:
 
 def _dense_fed_neurons(graph: Graph, device: torch.device) -> dict[str, tuple[Node | None, Node]]:
     """Neuron layers whose spikes go only into one Dense layer, directly or through a Flatten
-    that nothing else reads (CPU): the layer runs fused with the Dense (`fused.dense_steps`),
+    that nothing else reads (CPU): the layer runs fused with the Dense (`fused.DenseSteps`),
     its spikes never stored. Maps the layer to (the Flatten or None, the Dense)."""
     if device.type != "cpu":
         return {}
@@ -323,10 +323,11 @@ def _run_slice(
     keep = set(record) | {n.name for n in program.graph.outputs}
     values: dict[str, Value] = {}
     chunks = program.chunks(steps, batch, keep) if steps else [(0, None)]
+    run_plan = plan(program, keep)
     with torch.inference_mode():
         for t0, length in chunks:
             clock = Clock(t0, length, batch, offset, total)
-            values = _run_chunk(program, xin, state, counters, clock, keep)
+            values = _run_chunk(program, run_plan, xin, state, counters, clock)
             for name in record:
                 records[name].append(_per_step(values[name], clock).cpu().numpy())
         outputs = {
@@ -341,47 +342,84 @@ def add_counters(into: dict[str, dict[str, int]], more: Mapping[str, Mapping[str
         _accumulate(into.setdefault(layer, {}), counts, 1)
 
 
+@attrs.frozen
+class Step:
+    """What `_run_chunk` does with a node, decided once per run: its inputs, what it runs
+    fused with (`_fused_with`), whether it may overwrite its input (`_owned`) and the values
+    no later node reads, freed once it has run."""
+
+    node: Node
+    ports: tuple[tuple[str, tuple[str, ...]], ...]
+    """Each input port and its sources, in edge order."""
+    fuse: tuple[Node, ...]
+    owned: bool
+    frees: tuple[str, ...]
+
+
+def plan(program: Program, keep: set[str]) -> tuple[Step, ...]:
+    """The run's steps, in topological order, for a run that keeps (returns or records)
+    ``keep``."""
+    remaining = Counter(program.uses)
+    per_step = {n.name for n in program.per_step}
+    steps = []
+    for node in program.order:
+        ports = tuple((p, tuple(program.sources[(node.name, p)])) for p in node.ports())
+        names = [s for _, group in ports for s in group]
+        owned = _owned(program, node, names, per_step, remaining, keep)
+        frees = []
+        for s in names:
+            remaining[s] -= 1
+            if remaining[s] == 0 and s not in keep:
+                frees.append(s)
+        fuse = _fused_with(program, node.name, keep)
+        steps.append(Step(node, ports, fuse, owned, tuple(frees)))
+    return tuple(steps)
+
+
 def _run_chunk(
     program: Program,
+    steps: tuple[Step, ...],
     xin: Mapping[str, torch.Tensor],
     state: dict[str, dict],
     counters: dict[str, dict[str, int]],
     clock: Clock,
-    keep: set[str],
 ) -> dict[str, Value]:
     values: dict[str, Value] = {}
     ready: dict[str, Value] = {}  # pools already computed with their neuron layer
-    left = Counter(program.uses)
-    for node in program.order:
+    for step in steps:
+        node = step.node
+        name = node.name
         if isinstance(node, ir.Input):
-            values[node.name] = Value(xin[node.name], None)
+            values[name] = Value(xin[name], None)
             continue
-        srcs = {p: program.sources[(node.name, p)] for p in node.ports()}
-        ports = _align(
-            {p: _fan_in([values[s] for s in names], clock) for p, names in srcs.items()}, clock
-        )
-        st = state.setdefault(node.name, {})
+        st = state.setdefault(name, {})
         if "static" in st:  # a static stateless node: same value and per-step counts
-            values[node.name], per_step = st["static"]
-            _accumulate(counters[node.name], per_step, clock.steps or 1)
+            values[name], per_step = st["static"]
+            _accumulate(counters[name], per_step, clock.steps or 1)
         else:
-            if node.name in ready:
-                values[node.name] = ready.pop(node.name)
+            ports = _ports(step, values, clock)
+            if name in ready:
+                value = ready.pop(name)
             else:
-                owned = _owned(program, node, srcs, values, left, keep)
-                fuse = _fused_with(program, node.name, keep)
-                values[node.name] = _evaluate(node, program, ports, st, clock, owned, fuse, ready)
-            counts = _count(node, program, ports, values[node.name], clock)
-            _accumulate(counters[node.name], counts, 1)
-            if values[node.name].steps is None and not isinstance(node, STATEFUL):
-                steps = clock.steps or 1
-                st["static"] = (values[node.name], {k: v // steps for k, v in counts.items()})
-        for names in srcs.values():
-            for s in names:
-                left[s] -= 1
-                if left[s] == 0 and s not in keep:
-                    del values[s]
+                value = _evaluate(node, program, ports, st, clock, step.owned, step.fuse, ready)
+            values[name] = value
+            counts = _count(node, program, ports, value, clock)
+            _accumulate(counters[name], counts, 1)
+            if value.steps is None and not isinstance(node, STATEFUL):
+                times = clock.steps or 1
+                st["static"] = (value, {k: v // times for k, v in counts.items()})
+        for s in step.frees:
+            del values[s]
     return values
+
+
+def _ports(step: Step, values: Mapping[str, Value], clock: Clock) -> dict[str, Value]:
+    """The node's input per port (the sum of its sources, expanded to per-step values where
+    ports mix static and per-step ones)."""
+    if len(step.ports) == 1 and len(step.ports[0][1]) == 1:
+        port, (src,) = step.ports[0]
+        return {port: values[src]}
+    return _align({p: _fan_in([values[s] for s in names], clock) for p, names in step.ports}, clock)
 
 
 def _fused_with(program: Program, name: str, keep: set[str]) -> tuple[Node, ...]:
@@ -405,9 +443,9 @@ def _fused_with(program: Program, name: str, keep: set[str]) -> tuple[Node, ...]
 def _owned(
     program: Program,
     node: Node,
-    srcs: dict[str, list[str]],
-    values: Mapping[str, Value],
-    left: Mapping[str, int],
+    names: list[str],
+    per_step: set[str],
+    remaining: Mapping[str, int],
     keep: set[str],
 ) -> bool:
     """Whether neuron layer ``node`` may overwrite its input tensor: a per-step value freshly
@@ -415,16 +453,13 @@ def _owned(
     its spikes over its synaptic current instead of allocating a second large tensor; the
     fused CPU loop writes into a fresh one, faster (a loop whose input is its output does not
     vectorize; MLP B=64 T=128, 2 threads: 6.5-7.8 ms against 7.0-8.6 ms written over)."""
-    if not isinstance(node, (ir.IF, ir.LIF, ir.CubaLIF)):
-        return False
-    names = [s for group in srcs.values() for s in group]
-    if len(names) != 1:
+    if not isinstance(node, (ir.IF, ir.LIF, ir.CubaLIF)) or len(names) != 1:
         return False
     src = names[0]
     return (
         isinstance(program.graph.node(src), FRESH)
-        and values[src].steps is not None
-        and left[src] == 1
+        and src in per_step
+        and remaining[src] == 1
         and src not in keep
     )
 
@@ -542,50 +577,54 @@ def _pooled_neurons_run(
     ready: dict[str, Value],
 ) -> Value:
     """A neuron layer and the tiling pool it alone feeds, and the Dense layer that alone reads
-    the pool (through a Flatten or not) if ``fuse`` has it, fused (`fused.pooled_steps`).
+    the pool (through a Flatten or not) if ``fuse`` has it, fused (`fused.PooledSteps`).
     The layer's state is kept under keys of its own (a layer runs fused in every chunk of a
     run or in none), in window order (`fused.Pooled`), or in natural order for a per-step drive
     whose windows cover every neuron; a static drive is permuted into window order once and
     reused in later chunks (the same tensor)."""
     pool, dense = fuse[0], fuse[-1] if isinstance(fuse[-1], ir.Dense) else None
-    c, h, w = x.shape[1:]
-    windows = fused.Pooled((c, h, w), pool.kernel)
-    dtype = x.numpy().dtype
-    if "v_windows" not in st:
+    if "pooled" not in st:
+        windows = fused.Pooled(tuple(x.shape[1:]), pool.kernel)
+        dtype = x.numpy().dtype
+        st["pooled"] = fused.PooledSteps(
+            windows,
+            static,
+            isinstance(node, ir.CubaLIF),
+            1.0 - getattr(node, "decay_v", 0.0),
+            1.0 - getattr(node, "decay_i", 0.0),
+            node.v_threshold,
+            node.reset == "zero",
+            isinstance(pool, ir.AvgPool2d),
+            None if dense is None else program.dense_rows[dense.name],
+            dtype.type,
+        )
         st["v_windows"] = windows.state(clock.batch, node.v_init, dtype)
         if isinstance(node, ir.CubaLIF):
             st["i_windows"] = windows.state(clock.batch, 0.0, dtype)
-    drive: torch.Tensor | tuple[np.ndarray, np.ndarray] = x.contiguous()
+    run = st["pooled"]
     if static:
         if st.get("drive", (None,))[0] is not x:
-            st["drive"] = (x, windows.permute(x.contiguous().numpy().reshape(clock.batch, -1)))
+            flat = x.contiguous().numpy().reshape(clock.batch, -1)
+            st["drive"] = (x, run.pool.permute(flat))
         drive = st["drive"][1]
-    values, covered, uncovered, active = fused.pooled_steps(
-        drive,
-        windows,
-        st["v_windows"],
-        st.get("i_windows"),
-        1.0 - getattr(node, "decay_v", 0.0),
-        1.0 - getattr(node, "decay_i", 0.0),
-        node.v_threshold,
-        node.reset == "zero",
-        clock.steps,
-        isinstance(pool, ir.AvgPool2d),
-        None if dense is None else program.dense_rows[dense.name],
+    else:
+        drive = x.contiguous().numpy()
+    values, covered, uncovered, active = run(
+        drive, st["v_windows"], st.get("i_windows"), clock.steps
     )
     rows = clock.steps * clock.batch
-    pooled_shape = (rows, c, h // pool.kernel[0], w // pool.kernel[1])
+    active = torch.from_numpy(active)
     # a tiling window holds each covered neuron once, so the pool's synops are the covered
     # neurons' spikes and its MACs the covered neurons (uncovered ones reach no synapse)
-    pool_counters = {"synops": covered, "macs": rows * windows.area * windows.windows}
+    pool_counters = {"synops": covered, "macs": rows * run.pool.area * run.windows}
     if dense is None:
-        pooled = values.reshape(pooled_shape)
+        pooled = torch.from_numpy(values).reshape(rows, *run.pooled_shape)
     else:
-        pooled = torch.zeros((), dtype=x.dtype).expand(pooled_shape)
+        pooled = _placeholder(st, (rows, *run.pooled_shape), x.dtype)
         bias = program.params[dense.name].get("bias")
         if bias is not None:
-            values += bias
-        ready[dense.name] = Value(values.reshape(rows, -1), clock.steps)
+            values += bias.numpy()
+        ready[dense.name] = Value(torch.from_numpy(values).reshape(rows, -1), clock.steps)
         if len(fuse) == 3:  # the Flatten: the pooled values' placeholder, flat
             ready[fuse[1].name] = Value(
                 pooled.reshape(rows, -1), clock.steps, memo={"active": active.reshape(-1)}
@@ -593,7 +632,16 @@ def _pooled_neurons_run(
     ready[pool.name] = Value(
         pooled, clock.steps, memo={"active": active, "counters": pool_counters}
     )
-    return _fused_layer(x, clock, covered + uncovered)
+    return _fused_layer(x, st, clock, covered + uncovered)
+
+
+def _placeholder(st: dict, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """A tensor of ``shape`` that stores nothing (zero, expanded), kept in the node's state
+    ``st`` for the chunks that follow: the value of a fused node, which nothing reads."""
+    cache = st.setdefault("placeholders", {})
+    if shape not in cache:
+        cache[shape] = torch.zeros((), dtype=dtype).expand(shape)
+    return cache[shape]
 
 
 def _dense_neurons_run(
@@ -606,39 +654,45 @@ def _dense_neurons_run(
     ready: dict[str, Value],
 ) -> Value:
     """A neuron layer and the Dense layer it alone feeds (through a Flatten or not), fused
-    (`fused.dense_steps`); the state is the unfused layer's."""
+    (`fused.DenseSteps`); the state is the unfused layer's."""
     flat, dense = program.dense_fed[node.name]
     v, cur, keep_v, keep_i = _state(node, x, st, clock)
-    bias = program.params[dense.name].get("bias")
     weights = program.dense_rows[dense.name]
-    y, spikes = fused.dense_steps(
-        x,
-        static,
-        v,
-        cur,
-        keep_v,
-        keep_i,
-        node.v_threshold,
-        node.reset == "zero",
-        weights,
-        None if bias is None else bias.numpy(),
+    if "dense" not in st:
+        bias = program.params[dense.name].get("bias")
+        st["dense"] = fused.DenseSteps(
+            static,
+            cur is not None,
+            keep_v,
+            keep_i,
+            node.v_threshold,
+            node.reset == "zero",
+            weights,
+            None if bias is None else bias.numpy(),
+        )
+    y, spikes = st["dense"](
+        x.numpy(),
+        v.numpy().reshape(clock.batch, -1),
+        None if cur is None else cur.numpy().reshape(clock.batch, -1),
         clock.steps,
     )
     rows = clock.steps * clock.batch
     n, m = weights.rows.shape[0], weights.width
     # every spike reaches all M outputs; the Dense multiplies every input by all of them
     dense_counters = {"synops": spikes * m, "macs": rows * n * m}
-    ready[dense.name] = Value(y.reshape(rows, m), clock.steps, memo={"counters": dense_counters})
+    ready[dense.name] = Value(
+        torch.from_numpy(y).reshape(rows, m), clock.steps, memo={"counters": dense_counters}
+    )
     if flat is not None:
-        placeholder = torch.zeros((), dtype=x.dtype).expand(rows, n)
+        placeholder = _placeholder(st, (rows, n), x.dtype)
         ready[flat.name] = Value(placeholder, clock.steps, binary=True, memo={"counters": {}})
-    return _fused_layer(x, clock, spikes)
+    return _fused_layer(x, st, clock, spikes)
 
 
-def _fused_layer(x: torch.Tensor, clock: Clock, spikes: int) -> Value:
+def _fused_layer(x: torch.Tensor, st: dict, clock: Clock, spikes: int) -> Value:
     """A fused neuron layer's own value: a placeholder of its shape (nothing reads it) with
     its counters for the chunk."""
-    shape_only = torch.zeros((), dtype=x.dtype).expand(clock.steps * clock.batch, *x.shape[1:])
+    shape_only = _placeholder(st, (clock.steps * clock.batch, *x.shape[1:]), x.dtype)
     counters = {"spikes": spikes, "neuron_updates": shape_only.numel()}
     return Value(shape_only, clock.steps, binary=True, memo={"counters": counters})
 

@@ -3,10 +3,10 @@
 A neuron layer in torch is three elementwise calls per step, each a pass over the layer's
 state, plus a pass over the spikes to count them. `neuron_steps` makes one pass: each block of
 neurons keeps its membrane (and current) in cache through every step of the chunk, writes its
-spikes and counts them per element on the way. `pooled_steps` does the same for a layer whose
+spikes and counts them per element on the way. `PooledSteps` does the same for a layer whose
 spikes only feed a pool with tiling windows, and pools each sample's spikes while they are in
 cache (and can feed the pooled values to a Dense layer): the full-size spike tensor is never
-written. `dense_steps` feeds a layer's spikes straight to the Dense layer it alone feeds.
+written. `DenseSteps` feeds a layer's spikes straight to the Dense layer it alone feeds.
 Each does the reference's float operations in the reference's order, in the array's dtype
 (numba does not contract to FMA without fastmath), so float64 spike trains stay identical to
 `neurohal.reference`; only the additions inside a Dense product come in another order, as
@@ -35,13 +35,13 @@ BLOCK = 2048
 """Neurons per block: its membrane and counts stay in L1/L2 through a chunk."""
 
 WINDOW_BLOCK = 256
-"""Windows per block of `pooled_steps` with a static drive: a 2 x 2 pool's block keeps 9 KiB
+"""Windows per block of `PooledSteps` with a static drive: a 2 x 2 pool's block keeps 9 KiB
 of drive, membrane and window sums in L1 through every step of a chunk. Measured (LeNet-5's
 if1, 32 samples x 27 steps, 1 thread): 0.56 ms per chunk at 256, 0.57 at 512 and 1,176 (the
 whole sample, whose state spills to L2), 0.60 at 128."""
 
 SPREAD_UPDATES = 1 << 18
-"""Least neuron updates (steps x samples x neurons) in one `dense_steps` call for it to split
+"""Least neuron updates (steps x samples x neurons) in one `DenseSteps` call for it to split
 the samples over torch's threads. Measured (2 threads, B = 64): the MLP's layers (2.6e5 and
 more per call) run 1.4-1.9x faster split; LeNet-5's (1e5 and fewer, between convolutions) about
 4% slower: letting torch's OpenMP workers go and restart costs more than such a call."""
@@ -226,7 +226,7 @@ def _emit(a, lo, out, y, wt, active, spiked, flags, where, fired, values, dense,
 
 @functools.cache
 def _pooled_loop(cuba: bool, reset_zero: bool, gather: bool, uncovered: bool, dense: bool):
-    """The `pooled_steps` loop for one kind of layer: CubaLIF or not, reset to zero or by
+    """The `PooledSteps` loop for one kind of layer: CubaLIF or not, reset to zero or by
     subtraction, drive gathered per step or static, neurons left uncovered or not, pooled
     values stored or fed to a Dense layer. The kinds are constants of each compiled loop, so it
     holds only its own paths: one loop taking them as arguments ran LeNet-5's if1 1.2x slower
@@ -512,87 +512,113 @@ class DenseRows:
         return cls(rows, m)
 
 
-def pooled_steps(
-    x: torch.Tensor | tuple[np.ndarray, np.ndarray],
-    pool: Pooled,
-    v: tuple[np.ndarray, np.ndarray],
-    cur: tuple[np.ndarray, np.ndarray] | None,
-    keep_v: float,
-    keep_i: float,
-    threshold: float,
-    reset_zero: bool,
-    steps: int,
-    average: bool,
-    dense_rows: DenseRows | None = None,
-) -> tuple[torch.Tensor, int, int, torch.Tensor]:
+class PooledSteps:
     """`neuron_steps` followed by sum (or, ``average``, mean) pooling over the tiling windows
     of ``pool`` (stride = kernel, no padding), without storing the spikes; with
     ``dense_rows`` (a Dense layer's, `DenseRows`), followed by that layer's product on the
     pooled values (without its bias), without storing them either.
 
-    ``x``: a per-step drive ``(steps, B, C, H, W)`` (contiguous), or a static one already
-    permuted by `Pooled.permute`. ``v`` and ``cur`` (CubaLIF's current, else None): state from
-    `Pooled.state`, updated; in window order, except with a per-step drive and windows that
-    cover every neuron: then in natural order (the loop's ``natural`` drive). Returns the
-    pooled values ``(steps, B, C, OH, OW)`` (or the products ``(steps, B, M)``), the spikes of
-    the neurons the windows cover and of those they do not, and the nonzero pooled values per
-    element of ``(C, OH, OW)``, over all steps and samples (int64). Windows add their 0/1
-    spikes exactly in any order; the mean is one division of that sum, as the reference's
-    window sum then divide. Each product is the reference's (pooled value times weight); they
-    are summed in a fixed order, the
-    reference's matrix product in another, as any BLAS.
+    One per layer and run: what every chunk shares (the compiled loop, the gather order, the
+    constants) is prepared here once, so that a chunk pays only for its outputs and the loop.
+    With time chunks of a few steps (`engine.Program.chunks`) the Python around each call
+    counts: two slices' threads take turns at the interpreter between their loops.
+
+    The drive ``x`` of a call is per step, ``(steps, B, C, H, W)`` (contiguous), or (``static``)
+    the same every step, already permuted by `Pooled.permute`. The state ``v`` and ``cur``
+    (CubaLIF's current, else None) comes from `Pooled.state` and is updated: in window
+    order, except with a per-step drive and windows that cover every neuron; then in natural
+    order (the loop's ``natural`` drive). Windows add their 0/1 spikes exactly in any order;
+    the mean is one division of that sum, as the reference's window sum then divide. Each
+    product is the reference's (pooled value times weight); they are summed in a fixed order,
+    the reference's matrix product in another, as any BLAS.
     """
-    dtype = v[0].dtype.type
-    batch = v[0].shape[0]
-    c, h, w = pool.shape
-    kh, kw = pool.kernel
-    order = pool.order()
-    cut = pool.area * pool.windows
-    if isinstance(x, tuple):
-        xs, xs_rest = x
-        xg, gather, gather_rest = np.zeros((1, 1, 1), dtype), order[:0].reshape(0, 0), order[:0]
-    else:
-        xs, xs_rest = np.zeros((1, 1, 1), dtype), np.zeros((1, 1), dtype)
-        xg = x.numpy().reshape(steps, batch, -1)
-        gather, gather_rest = order[:cut].reshape(pool.area, pool.windows), order[cut:]
-    dense = dense_rows is not None
-    if dense:  # nothing stored, but out[t, p] stays a valid (empty) row
-        out = np.empty((steps, batch, 0), dtype)
-        y = np.zeros((steps, batch, dense_rows.width), dtype)
-        weight_t = dense_rows.rows
-    else:
-        out = np.empty((steps, batch, pool.windows), dtype)
-        y, weight_t = np.empty((steps, batch, 0), dtype), np.empty((1, 1), dtype)
-    pcounts = np.zeros(pool.windows, np.int64)
-    cuba = cur is not None
-    cur = cur or (np.zeros((1, 1, 1), dtype), np.zeros((1, 1), dtype))
-    constants = (dtype(keep_v), dtype(keep_i), dtype(threshold), dtype(0), dtype(1))
-    divisor = dtype(pool.area if average else 0)
-    if isinstance(x, tuple) or pool.rest:
-        loop = _pooled_loop(cuba, reset_zero, not isinstance(x, tuple), pool.rest > 0, dense)
-        covered, uncovered = loop(
-            xs, xs_rest, xg, gather, gather_rest, out, v[0], v[1], cur[0], cur[1], pcounts,
-            weight_t, y, *constants, divisor,
-        )  # fmt: skip
-    else:  # a per-step drive, every neuron covered: the state is in natural order
-        loop = _natural_loop(cuba, reset_zero, dense, kh, kw, w // kw)
-        flat = (batch, pool.area * pool.windows)
-        state_i = cur[0].reshape(flat) if cuba else cur[0].reshape(1, -1)
-        covered = loop(
-            xg, out, v[0].reshape(flat), state_i, pcounts, weight_t, y, *constants, divisor
+
+    def __init__(
+        self,
+        pool: Pooled,
+        static: bool,
+        cuba: bool,
+        keep_v: float,
+        keep_i: float,
+        threshold: float,
+        reset_zero: bool,
+        average: bool,
+        dense_rows: DenseRows | None,
+        dtype: type,
+    ) -> None:
+        self.pool = pool
+        self.static = static
+        self.cuba = cuba
+        self.dense_rows = dense_rows
+        self.dtype = dtype
+        kh, kw = pool.kernel
+        c, h, w = pool.shape
+        self.pooled_shape = (c, h // kh, w // kw)
+        self.windows = pool.windows
+        self.natural = not static and not pool.rest
+        none = np.zeros((1, 1, 1), dtype), np.zeros((1, 1), dtype)
+        self.no_current = none
+        order = pool.order()
+        cut = pool.area * pool.windows
+        self.gather = (order[:cut].reshape(pool.area, pool.windows), order[cut:])
+        self.no_gather = (order[:0].reshape(0, 0), order[:0])
+        self.no_static = none
+        self.no_dense = np.empty((1, 1), dtype)
+        self.constants = (
+            dtype(keep_v),
+            dtype(keep_i),
+            dtype(threshold),
+            dtype(0),
+            dtype(1),
+            dtype(pool.area if average else 0),
         )
-        uncovered = 0
-    values = (
-        torch.from_numpy(y)
-        if dense
-        else torch.from_numpy(out).reshape(steps, batch, c, h // kh, w // kw)
-    )
-    return (
-        values,
-        int(covered),
-        int(uncovered),
-        torch.from_numpy(pcounts).reshape(c, h // kh, w // kw),
-    )
+        dense = dense_rows is not None
+        if self.natural:
+            self.loop = _natural_loop(cuba, reset_zero, dense, kh, kw, w // kw)
+        else:
+            self.loop = _pooled_loop(cuba, reset_zero, not static, pool.rest > 0, dense)
+
+    def __call__(
+        self,
+        x: np.ndarray | tuple[np.ndarray, np.ndarray],
+        v: tuple[np.ndarray, np.ndarray],
+        cur: tuple[np.ndarray, np.ndarray] | None,
+        steps: int,
+    ) -> tuple[np.ndarray, int, int, np.ndarray]:
+        """Run ``steps`` steps. Returns the pooled values ``(steps, B, C, OH, OW)`` (or the
+        products ``(steps, B, M)``), the spikes of the neurons the windows cover and of those
+        they do not, and the nonzero pooled values per element of ``(C, OH, OW)``, over all
+        steps and samples (int64)."""
+        batch = v[0].shape[0]
+        dtype = self.dtype
+        if self.dense_rows is not None:  # nothing stored, but out[t, p] stays a valid row
+            out = np.empty((steps, batch, 0), dtype)
+            y = np.zeros((steps, batch, self.dense_rows.width), dtype)
+            weight_t = self.dense_rows.rows
+        else:
+            out = np.empty((steps, batch, self.windows), dtype)
+            y, weight_t = np.empty((steps, batch, 0), dtype), self.no_dense
+        pcounts = np.zeros(self.windows, np.int64)
+        cur = cur or self.no_current
+        if self.natural:
+            flat = (batch, -1)
+            state_i = cur[0].reshape(flat) if self.cuba else cur[0].reshape(1, -1)
+            covered = self.loop(
+                x.reshape(steps, batch, -1), out, v[0].reshape(flat), state_i, pcounts,
+                weight_t, y, *self.constants,
+            )  # fmt: skip
+            uncovered = 0
+        else:
+            if self.static:
+                (xs, xs_rest), xg, gather = x, self.no_static[0], self.no_gather
+            else:
+                (xs, xs_rest), xg, gather = self.no_static, x.reshape(steps, batch, -1), self.gather
+            covered, uncovered = self.loop(
+                xs, xs_rest, xg, *gather, out, v[0], v[1], cur[0], cur[1], pcounts,
+                weight_t, y, *self.constants,
+            )  # fmt: skip
+        values = y if self.dense_rows is not None else out.reshape(steps, batch, *self.pooled_shape)
+        return values, int(covered), int(uncovered), pcounts.reshape(self.pooled_shape)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -635,7 +661,7 @@ def _add_rows(acc, wt, fired, k):
 
 @functools.cache
 def _dense_loop(cuba: bool, reset_zero: bool):
-    """The `dense_steps` loop for one kind of layer (CubaLIF or not, reset to zero or by
+    """The `DenseSteps` loop for one kind of layer (CubaLIF or not, reset to zero or by
     subtraction), the kind constants of the compiled loop, as for `_pooled_loop`."""
 
     @numba.njit(cache=True, nogil=True)
@@ -699,49 +725,57 @@ def _dense_loop(cuba: bool, reset_zero: bool):
     return loop
 
 
-def dense_steps(
-    x: torch.Tensor,
-    static: bool,
-    v: torch.Tensor,
-    cur: torch.Tensor | None,
-    keep_v: float,
-    keep_i: float,
-    threshold: float,
-    reset_zero: bool,
-    dense_rows: DenseRows,
-    bias: np.ndarray | None,
-    steps: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
+class DenseSteps:
     """`neuron_steps` followed by a Dense layer (``x @ W.T + b``, its weight as `DenseRows`)
-    on its spikes, without storing them.
+    on its spikes, without storing them. One per layer and run, prepared once, as
+    `PooledSteps`.
 
-    ``x``: ``(B, *shape)`` when ``static``, else ``(steps, B, *shape)`` (contiguous, N
-    neurons per sample); ``v``, ``cur``: state as for `neuron_steps`, updated. With torch on
-    several threads the samples are split over as many of cpu_sim's (`threads.spread`).
-    Returns the Dense output ``(steps, B, M)`` and the spikes over all steps and samples. A
-    spike is 1, so each product is the weight itself, exactly; the products are summed in a
-    fixed order (the reference's matrix product in another, as any BLAS), then the bias is
-    added, as the reference does."""
-    weight_t, m = dense_rows.rows, dense_rows.width
-    dtype = weight_t.dtype.type
-    batch = v.shape[0]
-    n = weight_t.shape[0]
-    xs = x.numpy().reshape(1 if static else steps, batch, n)
-    state_v = v.numpy().reshape(batch, n)
-    state_i = cur.numpy().reshape(batch, n) if cur is not None else state_v[:0]
-    out = np.empty((steps, batch, m), weight_t.dtype)
-    loop = _dense_loop(cur is not None, reset_zero)
+    The drive of a call is ``(B, N)`` when ``static``, else ``(steps, B, N)`` (contiguous);
+    the state ``v`` and ``cur`` (CubaLIF's current, else None) is ``(B, N)``, updated. With
+    torch on several threads the samples are split over as many of cpu_sim's
+    (`threads.spread`). A spike is 1, so each product is the weight itself, exactly; the
+    products are summed in a fixed order (the reference's matrix product in another, as any
+    BLAS), then the bias is added, as the reference does."""
 
-    def work(lo: int, hi: int) -> int:
-        return loop(
-            xs, 0 if static else 1, state_v, state_i, weight_t,
-            bias if bias is not None else weight_t[0], bias is not None, out, lo, hi,
-            dtype(keep_v), dtype(keep_i), dtype(threshold), dtype(0), dtype(1),
-        )  # fmt: skip
+    def __init__(
+        self,
+        static: bool,
+        cuba: bool,
+        keep_v: float,
+        keep_i: float,
+        threshold: float,
+        reset_zero: bool,
+        dense_rows: DenseRows,
+        bias: np.ndarray | None,
+    ) -> None:
+        self.static = static
+        self.rows = dense_rows.rows
+        self.width = dense_rows.width
+        dtype = self.rows.dtype.type
+        self.bias = (self.rows[0], False) if bias is None else (bias, True)
+        self.constants = (dtype(keep_v), dtype(keep_i), dtype(threshold), dtype(0), dtype(1))
+        self.loop = _dense_loop(cuba, reset_zero)
 
-    parts = torch.get_num_threads() if steps * batch * n >= SPREAD_UPDATES else 1
-    spikes = sum(int(k) for k in threads.spread(work, batch, parts))
-    return torch.from_numpy(out), spikes
+    def __call__(
+        self, x: np.ndarray, v: np.ndarray, cur: np.ndarray | None, steps: int
+    ) -> tuple[np.ndarray, int]:
+        """Run ``steps`` steps. Returns the Dense output ``(steps, B, M)`` and the spikes
+        over all steps and samples."""
+        batch, n = v.shape
+        xs = x.reshape(1 if self.static else steps, batch, n)
+        state_i = v[:0] if cur is None else cur
+        out = np.empty((steps, batch, self.width), self.rows.dtype)
+
+        def work(lo: int, hi: int) -> int:
+            return self.loop(
+                xs, 0 if self.static else 1, v, state_i, self.rows, *self.bias, out, lo, hi,
+                *self.constants,
+            )  # fmt: skip
+
+        parts = torch.get_num_threads() if steps * batch * n >= SPREAD_UPDATES else 1
+        if parts == 1:
+            return out, int(work(0, batch))
+        return out, sum(int(k) for k in threads.spread(work, batch, parts))
 
 
 @numba.njit(cache=True, nogil=True)

@@ -1,6 +1,6 @@
 """A neuron layer fused with the Dense layer it alone feeds, against the reference interpreter.
 
-Such a layer runs as one loop with its Dense (`fused.dense_steps`), its spikes never stored:
+Such a layer runs as one loop with its Dense (`fused.DenseSteps`), its spikes never stored:
 these graphs make that happen (every neuron type and reset, directly or through a Flatten,
 with and without bias, static and per-step drive, streamed in batches and time chunks, samples
 split over threads) and check the float64 spike trains of the next layer, the Dense's values
@@ -77,7 +77,7 @@ CASES = [
 
 @pytest.fixture
 def two_threads(monkeypatch):
-    """torch on two threads, and `fused.dense_steps` splitting even these few samples over
+    """torch on two threads, and `fused.DenseSteps` splitting even these few samples over
     two."""
     monkeypatch.setattr(fused, "SPREAD_UPDATES", 0)
     count = torch.get_num_threads()
