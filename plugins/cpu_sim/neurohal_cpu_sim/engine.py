@@ -138,12 +138,17 @@ class Program:
             for p in n.ports()
         }
         self.shapes = shapes
+        self.synapses = {
+            key: kernels.synapses_per_row(fan, shapes[self.sources[key][0]])
+            for key, fan in self.fan.items()
+        }
+        """Per synapse port, `kernels.synapses_per_row`."""
         plan = schedule(graph)
         self.per_step = [n for n in self.order if plan[n.name] != "once per batch"]
         """Nodes whose value is new every step: a chunk stores ``steps`` of them."""
         # multiply-accumulates per sample and step of the synapses evaluated every step
         self.step_macs = sum(
-            _macs(fan, shapes[self.sources[key][0]])
+            kernels.synapses_per_row(fan, shapes[self.sources[key][0]])
             for key, fan in self.fan.items()
             if plan[key[0]] == "time-batched"
         )
@@ -245,10 +250,6 @@ def _only_reader(graph: Graph, name: str) -> Node | None:
     return dst if len(graph.sources(dst.name, "input")) == 1 else None
 
 
-def _macs(fan: torch.Tensor | int, in_shape: tuple[int, ...]) -> int:
-    return fan * math.prod(in_shape) if isinstance(fan, int) else int(fan.sum())
-
-
 def _to(fan: torch.Tensor | int, device: torch.device) -> torch.Tensor | int:
     return fan if isinstance(fan, int) else fan.to(device)
 
@@ -318,7 +319,7 @@ def _run_slice(
         k: torch.from_numpy(np.ascontiguousarray(v)).to(program.device) for k, v in inputs.items()
     }
     state: dict[str, dict] = {}
-    counters = {n.name: {} for n in program.order if not isinstance(n, ir.Input)}
+    tallies = {n.name: [] for n in program.order if not isinstance(n, ir.Input)}
     records: dict[str, list[np.ndarray]] = {name: [] for name in record}
     keep = set(record) | {n.name for n in program.graph.outputs}
     values: dict[str, Value] = {}
@@ -327,12 +328,16 @@ def _run_slice(
     with torch.inference_mode():
         for t0, length in chunks:
             clock = Clock(t0, length, batch, offset, total)
-            values = _run_chunk(program, run_plan, xin, state, counters, clock)
+            values = _run_chunk(program, run_plan, xin, state, tallies, clock)
             for name in record:
                 records[name].append(_per_step(values[name], clock).cpu().numpy())
         outputs = {
             n.name: _last_step(values[n.name], batch).cpu().numpy() for n in program.graph.outputs
         }
+    counters = {name: {} for name in tallies}
+    for name, counts in tallies.items():
+        for chunk, times in counts:
+            _accumulate(counters[name], chunk, times)
     return BatchResult(outputs, counters, {k: np.concatenate(v) for k, v in records.items()})
 
 
@@ -381,9 +386,11 @@ def _run_chunk(
     steps: tuple[Step, ...],
     xin: Mapping[str, torch.Tensor],
     state: dict[str, dict],
-    counters: dict[str, dict[str, int]],
+    tallies: dict[str, list[tuple[Mapping[str, int], int]]],
     clock: Clock,
 ) -> dict[str, Value]:
+    """One chunk of steps through the nodes; each node's counters for it, and the times they
+    count, go into ``tallies`` (summed once the run is over)."""
     values: dict[str, Value] = {}
     ready: dict[str, Value] = {}  # pools already computed with their neuron layer
     for step in steps:
@@ -395,7 +402,7 @@ def _run_chunk(
         st = state.setdefault(name, {})
         if "static" in st:  # a static stateless node: same value and per-step counts
             values[name], per_step = st["static"]
-            _accumulate(counters[name], per_step, clock.steps or 1)
+            tallies[name].append((per_step, clock.steps or 1))
         else:
             ports = _ports(step, values, clock)
             if name in ready:
@@ -404,7 +411,7 @@ def _run_chunk(
                 value = _evaluate(node, program, ports, st, clock, step.owned, step.fuse, ready)
             values[name] = value
             counts = _count(node, program, ports, value, clock)
-            _accumulate(counters[name], counts, 1)
+            tallies[name].append((counts, 1))
             if value.steps is None and not isinstance(node, STATEFUL):
                 times = clock.steps or 1
                 st["static"] = (value, {k: v // times for k, v in counts.items()})
@@ -527,7 +534,7 @@ def _evaluate(
     their shape carrying their counts (nothing else reads them)."""
     if isinstance(node, ir.Encoder) and node.kind == "poisson":
         return _poisson(node, ports["input"], clock, program)
-    x = {p: v.tensor.to(program.dtype) for p, v in ports.items()}
+    x = {p: _as(v.tensor, program.dtype) for p, v in ports.items()}
     steps = next(iter(ports.values())).steps
     if isinstance(node, (ir.IF, ir.LIF, ir.CubaLIF)):
         if not fuse or not fused.usable(x["input"]):
@@ -545,6 +552,10 @@ def _evaluate(
     if isinstance(node, RESHAPING) and "active" in ports["input"].memo:
         memo["active"] = ports["input"].memo["active"].reshape(y.shape[1:])
     return Value(y, steps, spikes and isinstance(node, BINARY_KEEPING), memo)
+
+
+def _as(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return x if x.dtype == dtype else x.to(dtype)
 
 
 def _stepwise(x: torch.Tensor, static: bool, clock: Clock) -> torch.Tensor:
@@ -817,7 +828,8 @@ def _count(
     for port, value in ports.items():
         times = (clock.steps or 1) if value.steps is None else 1
         fan = program.fan[(node.name, port)]
-        syn, mac = kernels.synapse_uses(value.active(), value.tensor.shape[0], fan)
+        synapses = program.synapses[(node.name, port)]
+        syn, mac = kernels.synapse_uses(value.active(), value.tensor.shape[0], fan, synapses)
         synops += syn * times
         macs += mac * times
     return {"synops": synops, "macs": macs}
