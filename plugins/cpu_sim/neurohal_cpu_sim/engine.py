@@ -47,6 +47,10 @@ neuron loops are serial and run whole on one core; the MLP at 64 x 32 (2.4e8) 1.
 way. Short runs do not amortise starting the slices: below 1e8 they run whole, their matrix
 products on both threads."""
 
+BRIDGE_ELEMENTS = 1 << 19
+"""Largest convolution output (elements) of a sub-chunk of `_bridged_run`: 2 MiB in float32,
+so that it and its input stay in the caches between the three loops."""
+
 STATEFUL = (ir.IF, ir.LIF, ir.CubaLIF, ir.Readout)
 BINARY_KEEPING = (ir.Output, ir.Flatten, ir.Reshape, ir.Concat, ir.MaxPool2d, ir.ReLU)
 """Nodes whose output holds only 0 and 1 when every input does."""
@@ -165,6 +169,16 @@ class Program:
             dense.name: fused.DenseRows.of(self.params[dense.name]["weight"].numpy())
             for _, dense in [*self.dense_fed.values(), *self.pool_fed.values()]
         }
+        self.bridges = {
+            name: (pool, conv, after)
+            for name, pool in self.pooled.items()
+            if pool.name not in self.pool_fed
+            and isinstance(conv := _only_reader(graph, pool.name), ir.Conv2d)
+            and (after := _only_reader(graph, conv.name)) is not None
+            and (after.name in self.pooled or after.name in self.dense_fed)
+        }
+        """Fused pool layers whose pooled values go only into a convolution whose output goes
+        only into another fused neuron layer: the three run in sub-chunks (`_bridged_run`)."""
 
     def stored_per_step(self, keep: set[str]) -> int:
         """Elements per sample and step of the largest value a chunk stores, in a run that
@@ -183,6 +197,9 @@ class Program:
             if fuse:
                 placeholders.add(name)
                 placeholders.update(n.name for n in fuse[:-1])
+            bridge = _bridge(self, name, keep)
+            if bridge is not None:  # the pool's and the convolution's values: per sub-chunk
+                placeholders.update((bridge[0].name, bridge[1].name))
         sizes = [
             math.prod(self.shapes[n.name]) for n in self.per_step if n.name not in placeholders
         ]
@@ -359,6 +376,22 @@ class Step:
     fuse: tuple[Node, ...]
     owned: bool
     frees: tuple[str, ...]
+    bridge: tuple[Node, Node, Node, tuple[Node, ...]] | None = None
+    """The pool, convolution and neuron layer (and what that runs fused with) that this
+    fused layer runs with, sub-chunk by sub-chunk (`_bridged_run`)."""
+
+
+def _bridge(program: Program, name: str, keep: set[str]) -> tuple | None:
+    """`Step.bridge` for neuron layer ``name`` in a run that keeps ``keep``: none where a
+    value between the two layers is kept, or where either does not run fused."""
+    if name not in program.bridges:
+        return None
+    pool, conv, after = program.bridges[name]
+    after_fuse = _fused_with(program, after.name, keep)
+    kept = pool.name in keep or conv.name in keep
+    if kept or _fused_with(program, name, keep) != (pool,) or not after_fuse:
+        return None
+    return pool, conv, after, after_fuse
 
 
 def plan(program: Program, keep: set[str]) -> tuple[Step, ...]:
@@ -377,7 +410,8 @@ def plan(program: Program, keep: set[str]) -> tuple[Step, ...]:
             if remaining[s] == 0 and s not in keep:
                 frees.append(s)
         fuse = _fused_with(program, node.name, keep)
-        steps.append(Step(node, ports, fuse, owned, tuple(frees)))
+        bridge = _bridge(program, node.name, keep)
+        steps.append(Step(node, ports, fuse, owned, tuple(frees), bridge))
     return tuple(steps)
 
 
@@ -407,6 +441,8 @@ def _run_chunk(
             ports = _ports(step, values, clock)
             if name in ready:
                 value = ready.pop(name)
+            elif step.bridge is not None and fused.usable(ports["input"].tensor):
+                value = _bridged_run(step, program, ports["input"], state, clock, ready)
             else:
                 value = _evaluate(node, program, ports, st, clock, step.owned, step.fuse, ready)
             values[name] = value
@@ -588,15 +624,31 @@ def _pooled_neurons_run(
     ready: dict[str, Value],
 ) -> Value:
     """A neuron layer and the tiling pool it alone feeds, and the Dense layer that alone reads
-    the pool (through a Flatten or not) if ``fuse`` has it, fused (`fused.PooledSteps`).
-    The layer's state is kept under keys of its own (a layer runs fused in every chunk of a
-    run or in none), in window order (`fused.Pooled`), or in natural order for a per-step drive
-    whose windows cover every neuron; a static drive is permuted into window order once and
-    reused in later chunks (the same tensor)."""
-    pool, dense = fuse[0], fuse[-1] if isinstance(fuse[-1], ir.Dense) else None
+    the pool (through a Flatten or not) if ``fuse`` has it, fused (`fused.PooledSteps`)."""
+    run = _pooled_steps(node, fuse, program, tuple(x.shape[1:]), static, st, clock.batch)
+    out = run(
+        _pooled_drive(run, x, static, st, clock), st["v_windows"], st.get("i_windows"), clock.steps
+    )
+    return _pooled_publish(node, fuse, program, st, clock, x, *out, ready)
+
+
+def _pooled_steps(
+    node: ir.IF | ir.LIF | ir.CubaLIF,
+    fuse: tuple[Node, ...],
+    program: Program,
+    shape: tuple[int, ...],
+    static: bool,
+    st: dict,
+    batch: int,
+) -> fused.PooledSteps:
+    """The layer's `fused.PooledSteps`, made on its first chunk, and its state. The state is
+    kept under keys of its own (a layer runs fused in every chunk of a run or in none), in
+    window order (`fused.Pooled`), or in natural order for a per-step drive whose windows
+    cover every neuron."""
     if "pooled" not in st:
-        windows = fused.Pooled(tuple(x.shape[1:]), pool.kernel)
-        dtype = x.numpy().dtype
+        pool, dense = fuse[0], fuse[-1] if isinstance(fuse[-1], ir.Dense) else None
+        windows = fused.Pooled(shape, pool.kernel)
+        dtype = np.dtype(torch.empty((), dtype=program.dtype).numpy().dtype)
         st["pooled"] = fused.PooledSteps(
             windows,
             static,
@@ -609,29 +661,52 @@ def _pooled_neurons_run(
             None if dense is None else program.dense_rows[dense.name],
             dtype.type,
         )
-        st["v_windows"] = windows.state(clock.batch, node.v_init, dtype)
+        st["v_windows"] = windows.state(batch, node.v_init, dtype)
         if isinstance(node, ir.CubaLIF):
-            st["i_windows"] = windows.state(clock.batch, 0.0, dtype)
+            st["i_windows"] = windows.state(batch, 0.0, dtype)
+    return st["pooled"]
+
+
+def _pooled_drive(
+    run: fused.PooledSteps, x: torch.Tensor, static: bool, st: dict, clock: Clock
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """The drive as `fused.PooledSteps` takes it: a static one permuted into window order
+    once and reused in later chunks (the same tensor)."""
+    if not static:
+        return x.contiguous().numpy()
+    if st.get("drive", (None,))[0] is not x:
+        st["drive"] = (x, run.pool.permute(x.contiguous().numpy().reshape(clock.batch, -1)))
+    return st["drive"][1]
+
+
+def _pooled_publish(
+    node: ir.IF | ir.LIF | ir.CubaLIF,
+    fuse: tuple[Node, ...],
+    program: Program,
+    st: dict,
+    clock: Clock,
+    x: torch.Tensor,
+    values: np.ndarray | None,
+    covered: int,
+    uncovered: int,
+    active: np.ndarray,
+    ready: dict[str, Value],
+) -> Value:
+    """The values and counters of a fused pool layer's chunk: the fused nodes' into
+    ``ready``, the layer's own returned. ``values`` None: the pooled values went straight
+    into a convolution (`_bridged_run`), so the pool's value is a placeholder too."""
     run = st["pooled"]
-    if static:
-        if st.get("drive", (None,))[0] is not x:
-            flat = x.contiguous().numpy().reshape(clock.batch, -1)
-            st["drive"] = (x, run.pool.permute(flat))
-        drive = st["drive"][1]
-    else:
-        drive = x.contiguous().numpy()
-    values, covered, uncovered, active = run(
-        drive, st["v_windows"], st.get("i_windows"), clock.steps
-    )
+    pool, dense = fuse[0], fuse[-1] if isinstance(fuse[-1], ir.Dense) else None
     rows = clock.steps * clock.batch
     active = torch.from_numpy(active)
     # a tiling window holds each covered neuron once, so the pool's synops are the covered
     # neurons' spikes and its MACs the covered neurons (uncovered ones reach no synapse)
     pool_counters = {"synops": covered, "macs": rows * run.pool.area * run.windows}
-    if dense is None:
+    if dense is None and values is not None:
         pooled = torch.from_numpy(values).reshape(rows, *run.pooled_shape)
     else:
         pooled = _placeholder(st, (rows, *run.pooled_shape), x.dtype)
+    if dense is not None:
         bias = program.params[dense.name].get("bias")
         if bias is not None:
             values += bias.numpy()
@@ -644,6 +719,82 @@ def _pooled_neurons_run(
         pooled, clock.steps, memo={"active": active, "counters": pool_counters}
     )
     return _fused_layer(x, st, clock, covered + uncovered)
+
+
+def _bridged_run(
+    step: Step,
+    program: Program,
+    port: Value,
+    state: dict[str, dict],
+    clock: Clock,
+    ready: dict[str, Value],
+) -> Value:
+    """A fused pool layer, the convolution that alone reads its pool, and the fused neuron
+    layer that alone reads the convolution (`Step.bridge`), run together sub-chunk by
+    sub-chunk of `bridge_steps`: each sub-chunk's pooled values go into the convolution and
+    its output into the next layer while they are in cache, not through memory. The values
+    and counters are the three layers' own over the chunk, as if each ran on its own."""
+    node, (_, conv, after, after_fuse) = step.node, step.bridge
+    x = _as(port.tensor, program.dtype)
+    static = port.steps is None
+    st, st_after = state[node.name], state.setdefault(after.name, {})
+    run = _pooled_steps(node, step.fuse, program, tuple(x.shape[1:]), static, st, clock.batch)
+    drive = _pooled_drive(run, x, static, st, clock)
+    if not static:
+        drive = drive.reshape(clock.steps, clock.batch, *drive.shape[1:])
+    shape = program.shapes[conv.name]
+    rows = clock.steps * clock.batch
+    current = _placeholder(st_after, (rows, *shape), x.dtype)  # the convolution's value
+    pooled_after = after.name in program.pooled
+    if pooled_after:
+        run_after = _pooled_steps(after, after_fuse, program, shape, False, st_after, clock.batch)
+        state_after = (st_after["v_windows"], st_after.get("i_windows"))
+    else:
+        run_after, *state_after = _dense_steps(after, program, current, False, st_after, clock)
+    sub = bridge_steps(clock.batch, shape)
+    covered = uncovered = 0
+    active = np.zeros(run.pooled_shape, np.int64)
+    outputs, counts = [], []
+    for t in range(0, clock.steps, sub):
+        n = min(sub, clock.steps - t)
+        pooled, c, u, a = run(
+            drive if static else drive[t : t + n], st["v_windows"], st.get("i_windows"), n
+        )
+        covered, uncovered, active = covered + c, uncovered + u, active + a
+        xin = torch.from_numpy(pooled).reshape(n * clock.batch, *run.pooled_shape)
+        y = kernels.apply(conv, program.params[conv.name], {"input": xin}).numpy()
+        out = run_after(y, *state_after, n)
+        outputs.append(out[0])
+        counts.append(out[1:])
+    value = _pooled_publish(node, step.fuse, program, st, clock, x, None, covered, uncovered,
+                            active, ready)  # fmt: skip
+    synops, macs = kernels.synapse_uses(
+        torch.from_numpy(active),
+        rows,
+        program.fan[(conv.name, "input")],
+        program.synapses[(conv.name, "input")],
+    )
+    ready[conv.name] = Value(
+        current, clock.steps, memo={"counters": {"synops": synops, "macs": macs}}
+    )
+    values = np.concatenate(outputs)
+    if pooled_after:
+        totals = [sum(c[i] for c in counts) for i in range(3)]
+        ready[after.name] = _pooled_publish(
+            after, after_fuse, program, st_after, clock, current, values, *totals, ready
+        )
+    else:
+        spikes = sum(c[0] for c in counts)
+        ready[after.name] = _dense_publish(
+            after, program, st_after, clock, current, values, spikes, ready
+        )
+    return value
+
+
+def bridge_steps(batch: int, shape: tuple[int, ...]) -> int:
+    """Steps per sub-chunk of `_bridged_run`: as many as keep the convolution's output within
+    `BRIDGE_ELEMENTS`."""
+    return max(1, BRIDGE_ELEMENTS // (batch * math.prod(shape)))
 
 
 def _placeholder(st: dict, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
@@ -666,10 +817,23 @@ def _dense_neurons_run(
 ) -> Value:
     """A neuron layer and the Dense layer it alone feeds (through a Flatten or not), fused
     (`fused.DenseSteps`); the state is the unfused layer's."""
-    flat, dense = program.dense_fed[node.name]
+    run, v, cur = _dense_steps(node, program, x, static, st, clock)
+    y, spikes = run(x.numpy(), v, cur, clock.steps)
+    return _dense_publish(node, program, st, clock, x, y, spikes, ready)
+
+
+def _dense_steps(
+    node: ir.IF | ir.LIF | ir.CubaLIF,
+    program: Program,
+    x: torch.Tensor,
+    static: bool,
+    st: dict,
+    clock: Clock,
+) -> tuple[fused.DenseSteps, np.ndarray, np.ndarray | None]:
+    """The layer's `fused.DenseSteps`, made on its first chunk, and its state ``(B, N)``."""
     v, cur, keep_v, keep_i = _state(node, x, st, clock)
-    weights = program.dense_rows[dense.name]
     if "dense" not in st:
+        dense = program.dense_fed[node.name][1]
         bias = program.params[dense.name].get("bias")
         st["dense"] = fused.DenseSteps(
             static,
@@ -678,15 +842,26 @@ def _dense_neurons_run(
             keep_i,
             node.v_threshold,
             node.reset == "zero",
-            weights,
+            program.dense_rows[dense.name],
             None if bias is None else bias.numpy(),
         )
-    y, spikes = st["dense"](
-        x.numpy(),
-        v.numpy().reshape(clock.batch, -1),
-        None if cur is None else cur.numpy().reshape(clock.batch, -1),
-        clock.steps,
-    )
+    flat = (clock.batch, -1)
+    return st["dense"], v.numpy().reshape(flat), None if cur is None else cur.numpy().reshape(flat)
+
+
+def _dense_publish(
+    node: ir.IF | ir.LIF | ir.CubaLIF,
+    program: Program,
+    st: dict,
+    clock: Clock,
+    x: torch.Tensor,
+    y: np.ndarray,
+    spikes: int,
+    ready: dict[str, Value],
+) -> Value:
+    """The values and counters of a fused Dense layer's chunk, as `_pooled_publish`."""
+    flat, dense = program.dense_fed[node.name]
+    weights = program.dense_rows[dense.name]
     rows = clock.steps * clock.batch
     n, m = weights.rows.shape[0], weights.width
     # every spike reaches all M outputs; the Dense multiplies every input by all of them

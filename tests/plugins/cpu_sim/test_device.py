@@ -194,8 +194,9 @@ def test_time_chunks_cover_every_step_within_the_memory_budget(steps, batch):
 
 def test_chunks_are_sized_by_the_values_a_run_stores():
     """A LeNet-like chain: conv1's value is static (stored once per batch) and if1's spikes
-    are never stored while it runs fused with its pool, so conv2's 8 x 6 x 6 output is the
-    largest per-step value (pool1's is 3 x 7 x 7); recording if1 stores its 3 x 14 x 14
+    are never stored while it runs fused with its pool; conv2 runs between two fused layers
+    in sub-chunks, so the largest per-step value is fc's 5. Recording conv2 stores its
+    8 x 6 x 6 output for the chunk (pool1's is 3 x 7 x 7); recording if1 its 3 x 14 x 14
     spikes."""
     from neurohal_cpu_sim.engine import STEP_ELEMENT_BUDGET, Program
     from neurohal_cpu_sim.settings import Settings
@@ -216,10 +217,12 @@ def test_chunks_are_sized_by_the_values_a_run_stores():
         ir.Output(name="out"),
     )
     program = Program(graph, Settings())
-    assert program.stored_per_step({"out"}) == 8 * 6 * 6
+    assert program.stored_per_step({"out"}) == 5
+    assert program.stored_per_step({"out", "conv2"}) == 8 * 6 * 6
     assert program.stored_per_step({"out", "if1"}) == 3 * 14 * 14
     batch = 16
-    assert program.chunks(10**6, batch, {"out"})[0][1] == STEP_ELEMENT_BUDGET // (batch * 288)
+    most = STEP_ELEMENT_BUDGET // (batch * 288)
+    assert program.chunks(10**6, batch, {"out", "conv2"})[0][1] == most
 
 
 def test_a_graphs_program_is_kept_for_its_settings_only():
