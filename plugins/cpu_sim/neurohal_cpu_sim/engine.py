@@ -179,18 +179,21 @@ class Program:
         }
         """Fused pool layers whose pooled values go only into a convolution whose output goes
         only into another fused neuron layer: the three run in sub-chunks (`_bridged_run`)."""
+        self.plans: dict[frozenset[str], tuple[Step, ...]] = {}
+        """`plan` per set of kept values (a run's work before its first chunk)."""
 
     def stored_per_step(self, keep: set[str]) -> int:
         """Elements per sample and step of the largest value a chunk stores, in a run that
         keeps (returns or records) ``keep``: values that are new every step (a static one is
         stored once per batch, whatever the chunk), other than the placeholders of fused
         nodes (a fused neuron layer's spikes, and the pool or Flatten between it and the node
-        its loop writes: `_fused_with`). LeNet-5 (B = 32 per slice): 1,600 (``conv2``), not
-        4,704 (``conv1``, static, or ``if1``'s spikes, never stored), so 2 chunks of 64 steps
-        rather than 5 of 26. Fewer chunks, fewer passes through the engine's Python: against
-        the budget over every node (medians, alternated in one process), B = 64, T = 128 on
-        2 threads 42.3 vs 44.4 ms (60 runs); B = 256, T = 128 (chunks of 18-19 steps, not 7)
-        165.3 vs 170.4 ms (15 runs); one thread, B = 32, 39.7 vs 40.2 ms (50 runs)."""
+        its loop writes: `_fused_with`), nor those of a bridged pool and convolution (stored
+        a sub-chunk at a time: `_bridged_run`). LeNet-5: 120 (``fc1``), not 4,704 (``conv1``,
+        static, or ``if1``'s spikes, never stored) nor 1,600 (``conv2``), so a 32-sample slice
+        runs T = 128 in one chunk. Fewer chunks, fewer passes through the engine's Python:
+        before the bridge, sizing by every node's value (5 chunks of 26 steps, not 2 of 64)
+        ran B = 64, T = 128 on 2 threads in 44.4 against 42.3 ms (medians of 60 runs,
+        alternated in one process)."""
         placeholders = set()
         for name in [*self.pooled, *self.dense_fed]:
             fuse = _fused_with(self, name, keep)
@@ -396,7 +399,14 @@ def _bridge(program: Program, name: str, keep: set[str]) -> tuple | None:
 
 def plan(program: Program, keep: set[str]) -> tuple[Step, ...]:
     """The run's steps, in topological order, for a run that keeps (returns or records)
-    ``keep``."""
+    ``keep``; made once per set kept (`Program.plans`)."""
+    key = frozenset(keep)
+    if key not in program.plans:
+        program.plans[key] = _plan(program, keep)
+    return program.plans[key]
+
+
+def _plan(program: Program, keep: set[str]) -> tuple[Step, ...]:
     remaining = Counter(program.uses)
     per_step = {n.name for n in program.per_step}
     steps = []
