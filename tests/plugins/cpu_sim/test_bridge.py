@@ -1,11 +1,12 @@
 """A convolution between two fused neuron layers (`engine._bridged_run`) against the reference.
 
 When a fused pool layer's pooled values go only into a convolution, and its output only into
-another fused neuron layer, the three run together in sub-chunks of a few steps. These graphs
-make that happen (static and per-step drive, every neuron type and reset, windows that leave
-neurons uncovered, the second layer fused with a pool, a pool and a Dense layer, or a Dense
-layer), with sub-chunks that do not divide the steps, and check float64 outputs, recorded
-values and every counter against `neurohal.reference.run`.
+another fused neuron layer, the three run together in groups of samples and sub-chunks of a
+few steps. These graphs make that happen (static and per-step drive, every neuron type and
+reset, windows that leave neurons uncovered, the second layer fused with a pool, a pool and a
+Dense layer, or a Dense layer), with groups and sub-chunks that do not divide the batch and
+the steps, and check float64 outputs, recorded values and every counter against
+`neurohal.reference.run`.
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ def test_bridged_layers_match_the_reference(
     program = Program(graph, Settings(dtype="float64"))
     bridged = {s.node.name: s.bridge for s in plan(program, keep) if s.bridge}
     assert list(bridged) == ["n1"] and bridged["n1"][1].name == "conv2"
-    # sub-chunks of 2 or 3 steps: none divides 7, nor the streamed chunks of 4 and 3
+    # groups of 2 samples and 1 (B = 3) or 2 (streamed); sub-chunks of 3 or 6 steps: none
+    # divides 7, nor the streamed chunks of 4 and 3
+    monkeypatch.setattr(engine, "BRIDGE_SAMPLES", 2)
     monkeypatch.setattr(engine, "BRIDGE_ELEMENTS", 2 * B * 4 * (side // 2) ** 2)
 
     want = reference.run(graph, x, STEPS, record=record)
@@ -119,6 +122,6 @@ def test_a_recorded_value_between_the_layers_turns_the_bridge_off(cpu_sim, recor
 
 
 def test_sub_chunks_hold_the_convolution_output_within_the_budget():
-    """LeNet-5's conv2 (16 x 10 x 10) at 32 samples a slice: 10 steps a sub-chunk."""
-    assert engine.bridge_steps(32, (16, 10, 10)) == engine.BRIDGE_ELEMENTS // 51_200 == 10
+    """LeNet-5's conv2 (16 x 10 x 10) in groups of 32 samples: 5 steps a sub-chunk."""
+    assert engine.bridge_steps(32, (16, 10, 10)) == engine.BRIDGE_ELEMENTS // 51_200 == 5
     assert engine.bridge_steps(10**6, (16, 10, 10)) == 1
