@@ -220,6 +220,33 @@ def bench(name: str, layers: list[ir.Node], shape: tuple[int, ...], rng) -> list
     return rows
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` knows: the
+    ratios depend on the machine, so the results say which one."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_caches() -> dict[str, str]:
+    """CPU 0's data and unified caches by level, e.g. ``{"L1": "48K", "L2": "2048K", ...}``,
+    from sysfs (Linux); empty elsewhere."""
+    caches = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            if (index / "type").read_text().strip() != "Instruction":
+                caches[f"L{(index / 'level').read_text().strip()}"] = (
+                    (index / "size").read_text().strip()
+                )
+        except OSError:
+            continue
+    return caches
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=THREADS, help="torch threads (2)")
@@ -234,7 +261,8 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": args.threads,
         "cpus": os.cpu_count(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "caches": cpu_caches(),
         "timing": f"host perf_counter, best of up to {REPEATS} alternating runs after a warm-up "
         "run, float32, CPU",
         "load_average_1min": [load_before, os.getloadavg()[0]],
@@ -247,7 +275,8 @@ def main() -> None:
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(
         f"total {meta['wall_s']:.0f} s, 1-min load average {load_before:.1f} -> "
-        f"{meta['load_average_1min'][1]:.1f} on {os.cpu_count()} CPUs; results in {out}"
+        f"{meta['load_average_1min'][1]:.1f} on {os.cpu_count()} CPUs ({meta['cpu']}, "
+        f"caches {meta['caches']}); results in {out}"
     )
 
 
