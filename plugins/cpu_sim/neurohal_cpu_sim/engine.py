@@ -632,6 +632,17 @@ def _state(
     return v, cur, 1.0 - getattr(node, "decay_v", 0.0), 1.0 - getattr(node, "decay_i", 0.0)
 
 
+def _loop_constants(node: ir.IF | ir.LIF | ir.CubaLIF) -> fused.Neurons:
+    """The fused loops' constants of neuron layer ``node``."""
+    return fused.Neurons(
+        cuba=isinstance(node, ir.CubaLIF),
+        keep_v=1.0 - getattr(node, "decay_v", 0.0),
+        keep_i=1.0 - getattr(node, "decay_i", 0.0),
+        threshold=node.v_threshold,
+        reset_zero=node.reset == "zero",
+    )
+
+
 def _pooled_neurons_run(
     node: ir.IF | ir.LIF | ir.CubaLIF,
     fuse: tuple[Node, ...],
@@ -671,11 +682,7 @@ def _pooled_steps(
         st["pooled"] = fused.PooledSteps(
             windows,
             static,
-            isinstance(node, ir.CubaLIF),
-            1.0 - getattr(node, "decay_v", 0.0),
-            1.0 - getattr(node, "decay_i", 0.0),
-            node.v_threshold,
-            node.reset == "zero",
+            _loop_constants(node),
             isinstance(pool, ir.AvgPool2d),
             None if dense is None else program.dense_rows[dense.name],
             dtype.type,
@@ -867,17 +874,13 @@ def _dense_steps(
     clock: Clock,
 ) -> tuple[fused.DenseSteps, np.ndarray, np.ndarray | None]:
     """The layer's `fused.DenseSteps`, made on its first chunk, and its state ``(B, N)``."""
-    v, cur, keep_v, keep_i = _state(node, x, st, clock)
+    v, cur, _, _ = _state(node, x, st, clock)
     if "dense" not in st:
         dense = program.dense_fed[node.name][1]
         bias = program.params[dense.name].get("bias")
         st["dense"] = fused.DenseSteps(
             static,
-            cur is not None,
-            keep_v,
-            keep_i,
-            node.v_threshold,
-            node.reset == "zero",
+            _loop_constants(node),
             program.dense_rows[dense.name],
             None if bias is None else bias.numpy(),
         )

@@ -512,6 +512,23 @@ class DenseRows:
         return cls(rows, m)
 
 
+@attrs.frozen
+class Neurons:
+    """A neuron layer's constants as the fused loops take them: CubaLIF or not, the share of
+    the membrane (``keep_v``) and of the current (``keep_i``) kept each step, the threshold,
+    and whether a spike resets the membrane to zero (else by subtraction)."""
+
+    cuba: bool
+    keep_v: float
+    keep_i: float
+    threshold: float
+    reset_zero: bool
+
+    def constants(self, dtype: type) -> tuple:
+        """``(keep_v, keep_i, threshold, 0, 1)`` in ``dtype``, the loops' last arguments."""
+        return dtype(self.keep_v), dtype(self.keep_i), dtype(self.threshold), dtype(0), dtype(1)
+
+
 class PooledSteps:
     """`neuron_steps` followed by sum (or, ``average``, mean) pooling over the tiling windows
     of ``pool`` (stride = kernel, no padding), without storing the spikes; with
@@ -537,18 +554,14 @@ class PooledSteps:
         self,
         pool: Pooled,
         static: bool,
-        cuba: bool,
-        keep_v: float,
-        keep_i: float,
-        threshold: float,
-        reset_zero: bool,
+        neurons: Neurons,
         average: bool,
         dense_rows: DenseRows | None,
         dtype: type,
     ) -> None:
         self.pool = pool
         self.static = static
-        self.cuba = cuba
+        self.cuba = neurons.cuba
         self.dense_rows = dense_rows
         self.dtype = dtype
         kh, kw = pool.kernel
@@ -564,19 +577,13 @@ class PooledSteps:
         self.no_gather = (order[:0].reshape(0, 0), order[:0])
         self.no_static = none
         self.no_dense = np.empty((1, 1), dtype)
-        self.constants = (
-            dtype(keep_v),
-            dtype(keep_i),
-            dtype(threshold),
-            dtype(0),
-            dtype(1),
-            dtype(pool.area if average else 0),
-        )
+        self.constants = (*neurons.constants(dtype), dtype(pool.area if average else 0))
         dense = dense_rows is not None
+        kind = neurons.cuba, neurons.reset_zero
         if self.natural:
-            self.loop = _natural_loop(cuba, reset_zero, dense, kh, kw, w // kw)
+            self.loop = _natural_loop(*kind, dense, kh, kw, w // kw)
         else:
-            self.loop = _pooled_loop(cuba, reset_zero, not static, pool.rest > 0, dense)
+            self.loop = _pooled_loop(*kind, not static, pool.rest > 0, dense)
 
     def __call__(
         self,
@@ -740,11 +747,7 @@ class DenseSteps:
     def __init__(
         self,
         static: bool,
-        cuba: bool,
-        keep_v: float,
-        keep_i: float,
-        threshold: float,
-        reset_zero: bool,
+        neurons: Neurons,
         dense_rows: DenseRows,
         bias: np.ndarray | None,
     ) -> None:
@@ -753,8 +756,8 @@ class DenseSteps:
         self.width = dense_rows.width
         dtype = self.rows.dtype.type
         self.bias = (self.rows[0], False) if bias is None else (bias, True)
-        self.constants = (dtype(keep_v), dtype(keep_i), dtype(threshold), dtype(0), dtype(1))
-        self.loop = _dense_loop(cuba, reset_zero)
+        self.constants = neurons.constants(dtype)
+        self.loop = _dense_loop(neurons.cuba, neurons.reset_zero)
 
     def __call__(
         self, x: np.ndarray, v: np.ndarray, cur: np.ndarray | None, steps: int
