@@ -619,8 +619,8 @@ def _stepwise(x: torch.Tensor, static: bool, clock: Clock) -> torch.Tensor:
 
 def _state(
     node: ir.IF | ir.LIF | ir.CubaLIF, x: torch.Tensor, st: dict, clock: Clock
-) -> tuple[torch.Tensor, torch.Tensor | None, float, float]:
-    """The layer's membrane and current (carried in ``st``) and its keep factors."""
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The layer's membrane and current (carried in ``st``)."""
     shape = (clock.batch, *x.shape[1:])
     v = st.get("v")
     if v is None:
@@ -629,7 +629,7 @@ def _state(
     if isinstance(node, ir.CubaLIF) and cur is None:
         cur = torch.zeros(shape, dtype=x.dtype, device=x.device)
     st["v"], st["i"] = v, cur
-    return v, cur, 1.0 - getattr(node, "decay_v", 0.0), 1.0 - getattr(node, "decay_i", 0.0)
+    return v, cur
 
 
 def _loop_constants(node: ir.IF | ir.LIF | ir.CubaLIF) -> fused.Neurons:
@@ -874,7 +874,7 @@ def _dense_steps(
     clock: Clock,
 ) -> tuple[fused.DenseSteps, np.ndarray, np.ndarray | None]:
     """The layer's `fused.DenseSteps`, made on its first chunk, and its state ``(B, N)``."""
-    v, cur, _, _ = _state(node, x, st, clock)
+    v, cur = _state(node, x, st, clock)
     if "dense" not in st:
         dense = program.dense_fed[node.name][1]
         bias = program.params[dense.name].get("bias")
@@ -935,19 +935,16 @@ def _neurons(
     once it is added."""
     shape = (clock.batch, *x.shape[1:])
     xs = _stepwise(x, static, clock)
-    v, cur, keep_v, keep_i = _state(node, x, st, clock)
-    thr = node.v_threshold
+    v, cur = _state(node, x, st, clock)
     if owned and not static and not fused.usable(xs):
         out = xs
     else:
         out = torch.empty((clock.steps, *shape), dtype=x.dtype, device=x.device)
     memo = {}
     if fused.usable(xs) and fused.usable(out):
-        memo["active"] = fused.neuron_steps(
-            xs, static, out, v, cur, keep_v, keep_i, thr, node.reset == "zero"
-        )
+        memo["active"] = fused.neuron_steps(xs, static, out, v, cur, _loop_constants(node))
     else:
-        _torch_steps(node, xs, static, out, v, cur, keep_v, keep_i)
+        _torch_steps(node, xs, static, out, v, cur)
     return Value(out.reshape(-1, *shape[1:]), clock.steps, binary=True, memo=memo)
 
 
@@ -958,11 +955,10 @@ def _torch_steps(
     out: torch.Tensor,
     v: torch.Tensor,
     cur: torch.Tensor | None,
-    keep_v: float,
-    keep_i: float,
 ) -> None:
     """`fused.neuron_steps` as torch calls, for CUDA (and any tensor numba cannot take)."""
-    thr = node.v_threshold
+    c = _loop_constants(node)
+    keep_v, keep_i, thr = c.keep_v, c.keep_i, c.threshold
     for t in range(out.shape[0]):
         xt = xs if static else xs[t]
         if isinstance(node, ir.CubaLIF):

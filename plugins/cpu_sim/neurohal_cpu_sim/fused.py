@@ -91,13 +91,10 @@ def neuron_steps(
     out: torch.Tensor,
     v: torch.Tensor,
     cur: torch.Tensor | None,
-    keep_v: float,
-    keep_i: float,
-    threshold: float,
-    reset_zero: bool,
+    neurons: Neurons,
 ) -> torch.Tensor:
     """Run ``out.shape[0]`` steps of an IF (``keep_v`` = 1), LIF or CubaLIF (``cur`` given)
-    layer in place on CPU tensors of one dtype.
+    layer, ``neurons``, in place on CPU tensors of one dtype.
 
     ``x``: ``(B, *shape)`` when ``static`` (the same drive every step), else
     ``(steps, B, *shape)``; ``out`` (may be ``x`` itself) receives the spikes; ``v`` and ``cur``
@@ -117,13 +114,9 @@ def neuron_steps(
         v.numpy().reshape(-1),
         state_i,
         counts,
-        dtype(keep_v),
-        dtype(keep_i),
-        dtype(threshold),
-        dtype(0),
-        dtype(1),
+        *neurons.constants(dtype),
         cur is not None,
-        reset_zero,
+        neurons.reset_zero,
     )
     return torch.from_numpy(counts.reshape(batch, -1).sum(0, dtype=np.int64)).reshape(out.shape[2:])
 
