@@ -27,6 +27,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 
 import attrs
 import numpy as np
@@ -54,11 +55,16 @@ BRIDGE_SAMPLES = 32
 sub-chunk, before the next group starts, so that its neuron state stays in cache between its
 sub-chunks. Measured (LeNet-5, T = 128, 2 threads, 8 runs alternated in one process), B = 256
 (slices of 128): 131-133 ms with groups of 16 or 32, 135 with 64, 157-170 with none."""
-BRIDGE_ELEMENTS = 1 << 18
-"""Largest convolution output (elements) of a sub-chunk of `_bridged_run`: 1 MiB in float32,
-so that it and the pooled values it comes from stay in the caches between the three loops.
-Measured as `BRIDGE_SAMPLES` (B = 64, 25 runs): sub-chunks of 5 steps (1 MiB) 34.2-35.1 ms,
-of 10 steps (2 MiB) 36.7 ms, of 2-3 steps 36.4-37.7 ms (minima)."""
+BRIDGE_BYTES: int | None = None
+"""Largest convolution output (bytes) of a sub-chunk of `_bridged_run`; None: the size of
+the CPU's level-2 cache (`l2_cache_bytes`), so that it and the pooled values it comes from
+stay in the caches between the three loops. Measured (LeNet-5, B = 64, T = 128, 2 threads,
+alternated in one process, minimum / median): on a VM with 2 MiB of L2, sub-chunks of
+2 MiB (10 steps) 37.9 / 40.0 ms against 39.6 / 42.1 with 1 MiB (60 runs each; B = 256
+143.2 / 145.0 against 150.0 / 154.4), 0.5 MiB 45.4 / 51.5, 4 MiB 38.5 / 40.7; on the VM of
+the previous round, 1 MiB 34.2-35.1 ms, 2 MiB 36.7, 0.25-0.4 MiB 36.4-37.7 (minima)."""
+L2_FALLBACK_BYTES = 1 << 20
+"""`l2_cache_bytes` where sysfs does not say."""
 
 STATEFUL = (ir.IF, ir.LIF, ir.CubaLIF, ir.Readout)
 BINARY_KEEPING = (ir.Output, ir.Flatten, ir.Reshape, ir.Concat, ir.MaxPool2d, ir.ReLU)
@@ -783,7 +789,7 @@ def _bridged_run(
     else:
         run_after, *state_after = _dense_steps(after, program, current, False, st_after, clock)
     group = min(clock.batch, BRIDGE_SAMPLES)
-    sub = bridge_steps(group, shape)
+    sub = bridge_steps(group, shape, x.element_size())
     covered = uncovered = 0
     active = np.zeros(run.pooled_shape, np.int64)
     values, counts = None, []
@@ -834,10 +840,35 @@ def _bridged_run(
     return value
 
 
-def bridge_steps(group: int, shape: tuple[int, ...]) -> int:
+def bridge_steps(group: int, shape: tuple[int, ...], itemsize: int) -> int:
     """Steps per sub-chunk of `_bridged_run` for a group of ``group`` samples: as many as
-    keep the convolution's output within `BRIDGE_ELEMENTS`."""
-    return max(1, BRIDGE_ELEMENTS // (group * math.prod(shape)))
+    keep the convolution's output (elements of ``itemsize`` bytes) within `BRIDGE_BYTES`."""
+    budget = BRIDGE_BYTES if BRIDGE_BYTES is not None else l2_cache_bytes()
+    return max(1, budget // (group * math.prod(shape) * itemsize))
+
+
+@functools.cache
+def l2_cache_bytes() -> int:
+    """The size of CPU 0's level-2 cache (data or unified), read from Linux sysfs;
+    `L2_FALLBACK_BYTES` where that is not readable."""
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if level == "2" and kind != "Instruction":
+            return cache_size_bytes(size)
+    return L2_FALLBACK_BYTES
+
+
+def cache_size_bytes(text: str) -> int:
+    """A sysfs cache size (``"2048K"``, ``"1M"``, ``"512"``) in bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    if text[-1:].upper() in units:
+        return int(text[:-1]) * units[text[-1].upper()]
+    return int(text)
 
 
 def _placeholder(st: dict, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:

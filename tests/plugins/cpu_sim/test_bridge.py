@@ -96,7 +96,7 @@ def test_bridged_layers_match_the_reference(
     # groups of 2 samples and 1 (B = 3) or 2 (streamed); sub-chunks of 3 or 6 steps: none
     # divides 7, nor the streamed chunks of 4 and 3
     monkeypatch.setattr(engine, "BRIDGE_SAMPLES", 2)
-    monkeypatch.setattr(engine, "BRIDGE_ELEMENTS", 2 * B * 4 * (side // 2) ** 2)
+    monkeypatch.setattr(engine, "BRIDGE_BYTES", 8 * 2 * B * 4 * (side // 2) ** 2)
 
     want = reference.run(graph, x, STEPS, record=record)
     got = cpu_sim.trace(cpu_sim.compile(graph, dtype="float64", **options), x, STEPS, record)
@@ -121,7 +121,17 @@ def test_a_recorded_value_between_the_layers_turns_the_bridge_off(cpu_sim, recor
     assert got.result.counters == want.counters
 
 
-def test_sub_chunks_hold_the_convolution_output_within_the_budget():
-    """LeNet-5's conv2 (16 x 10 x 10) in groups of 32 samples: 5 steps a sub-chunk."""
-    assert engine.bridge_steps(32, (16, 10, 10)) == engine.BRIDGE_ELEMENTS // 51_200 == 5
-    assert engine.bridge_steps(10**6, (16, 10, 10)) == 1
+def test_sub_chunks_hold_the_convolution_output_within_the_budget(monkeypatch):
+    """LeNet-5's conv2 (16 x 10 x 10) in groups of 32 samples: 51,200 elements a step."""
+    monkeypatch.setattr(engine, "BRIDGE_BYTES", 1 << 20)
+    assert engine.bridge_steps(32, (16, 10, 10), 4) == 5
+    assert engine.bridge_steps(32, (16, 10, 10), 8) == 2
+    assert engine.bridge_steps(10**6, (16, 10, 10), 4) == 1
+    monkeypatch.setattr(engine, "BRIDGE_BYTES", None)  # the L2 cache's size
+    assert engine.bridge_steps(1, (1,), 1) == engine.l2_cache_bytes() >= 1 << 10
+
+
+def test_cache_sizes_as_sysfs_writes_them():
+    assert engine.cache_size_bytes("2048K") == 2 << 20
+    assert engine.cache_size_bytes("1M") == 1 << 20
+    assert engine.cache_size_bytes("512") == 512
