@@ -12,6 +12,8 @@ dropped, the node it folds into keeps its own) and never changes what the graph 
 - ``remove_identities``: Dropout (inference) and Identity are bypassed.
 - ``fold_batchnorm``: BatchNorm after a Conv2d / Dense that feeds only it is folded into the
   weights and bias.
+- ``fold_scales``: a Scale (ONNX Mul / Div by a constant) after a Conv2d / Dense that feeds
+  only it is folded into the weights and bias.
 - ``fold_constants``: a Constant summed into an Add whose one other input is a Conv2d / Dense
   feeding only that Add becomes its bias (MatMul + Add -> Dense with bias).
 - ``lower_affine``: what is left of BatchNorm and constant Adds becomes an exact per-channel
@@ -33,7 +35,18 @@ import attrs
 import numpy as np
 
 from neurohal.errors import ConversionError, IRValidationError
-from neurohal.ir import Add, AvgPool2d, Conv2d, Dense, Edge, Flatten, Graph, Node, Reshape
+from neurohal.ir import (
+    Add,
+    AvgPool2d,
+    Conv2d,
+    Dense,
+    Edge,
+    Flatten,
+    Graph,
+    Node,
+    Reshape,
+    Scale,
+)
 from neurohal.ir.nodes import Shape, array_field
 
 # ---------------------------------------------------------------- frontend-only nodes
@@ -219,6 +232,20 @@ def fold_batchnorm(graph: Graph) -> Graph:
     return _fixpoint(step, graph)
 
 
+def fold_scales(graph: Graph) -> Graph:
+    """Fold each Scale into the Conv2d / Dense that feeds only it."""
+
+    def step(g: Graph) -> Graph | None:
+        for n in g.nodes:
+            if isinstance(n, Scale) and (layer := _foldable_producer(g, n)) is not None:
+                factor = n.scale.astype(np.float64)
+                folded = _with_affine(layer, factor, np.zeros_like(factor))
+                return _bypass(g.replace_nodes([folded]), n.name)
+        return None
+
+    return _fixpoint(step, graph)
+
+
 def fold_constants(graph: Graph) -> Graph:
     """Fold a Constant summed into an Add into the bias of the Conv2d / Dense that is the
     Add's only other input (and feeds nothing else); the Add then disappears."""
@@ -343,14 +370,17 @@ def canonical_reshapes(graph: Graph) -> Graph:
 PASSES: tuple[Callable[[Graph], Graph], ...] = (
     remove_identities,
     fold_batchnorm,
+    fold_scales,
     fold_constants,
     fold_batchnorm,
+    fold_scales,
     lower_affine,
     lower_global_pool,
     canonical_reshapes,
 )
-"""The canonical passes in order. BatchNorm folding runs again after constant folding, so a
-BatchNorm after a Dense + constant Add (MatMul + Add + BatchNormalization) still folds."""
+"""The canonical passes in order. BatchNorm and Scale folding run again after constant
+folding, so a BatchNorm or Scale after a Dense + constant Add (MatMul + Add +
+BatchNormalization, or + Mul) still folds."""
 
 
 def canonicalize(graph: Graph) -> Graph:

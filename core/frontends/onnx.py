@@ -53,6 +53,7 @@ from neurohal.ir import (
     Output,
     ReLU,
     Reshape,
+    Scale,
     Softmax,
 )
 from neurohal.ir.nodes import Shape
@@ -249,6 +250,9 @@ _SIGNATURES: dict[str, tuple[tuple[int, ...] | str, tuple[int, ...]]] = {
     "MaxPool": ((0,), ()),
     "Add": ("any", ()),
     "Sum": ("any", ()),
+    "Sub": ("any", ()),
+    "Mul": ("any", ()),
+    "Div": ((0,), (1,)),
     "Concat": ("all", ()),
     "Flatten": ((0,), ()),
     "Reshape": ((0,), (1,)),
@@ -279,6 +283,8 @@ def _static_reason(node: onnx.NodeProto, a: dict, an: _Analysis) -> str | None:
     if extra:
         return f"its extra output(s) {extra} are used; only the first output is supported"
     op = node.op_type
+    if op == "Mul" and all(i not in an.constants for i in ins):
+        return "multiplies two activations; only a product with a constant is supported"
     if op == "Flatten" and a.get("axis", 1) not in (1, -1) and a.get("axis", 1) >= 0:
         return f"axis={a['axis']} mixes the batch axis into the features; only axis=1"
     if op == "Concat" and a.get("axis") == 0:
@@ -621,6 +627,19 @@ def _per_sample(b: _Builder, value: np.ndarray, shape: Shape) -> np.ndarray:
 
 def _add(b: _Builder, node: onnx.NodeProto, a: dict, name: str) -> None:
     acts = [b.act(i) for i in node.input if i in b.producer]
+    consts = [b.weight(i) for i, t in enumerate(node.input) if t in b.values]
+    _sum(b, name, acts, consts, node.output[0])
+
+
+def _sum(
+    b: _Builder,
+    name: str,
+    acts: list[tuple[str, Shape]],
+    consts: list[np.ndarray],
+    output: str,
+) -> None:
+    """An Add of the activations ``acts`` (IR source, shape) and the constants ``consts``
+    (summed into one per-sample Constant), bound to ONNX tensor ``output``."""
     shapes = {s for _, s in acts}
     if len(shapes) != 1:
         raise b.refuse(
@@ -629,12 +648,63 @@ def _add(b: _Builder, node: onnx.NodeProto, a: dict, name: str) -> None:
         )
     shape = shapes.pop()
     sources = [(src, "input") for src, _ in acts]
-    consts = [b.weight(i) for i, t in enumerate(node.input) if t in b.values]
     if consts:
         value = sum(_per_sample(b, c.astype(np.float64), shape) for c in consts)
         const = Constant(name=b.unique(f"{name}_const"), value=value.astype(consts[0].dtype))
         sources.append((b.add(const, []), "input"))
-    b.add(Add(name=name), sources, node.output[0])
+    b.add(Add(name=name), sources, output)
+
+
+def _sub(b: _Builder, node: onnx.NodeProto, a: dict, name: str) -> None:
+    """``x - y`` as ``x + (-y)``: a constant ``y`` negated, an activation through Scale(-1)."""
+    (left, right), acts, consts = node.input, [], []
+    if left in b.producer:
+        acts.append(b.act(left))
+    else:
+        consts.append(b.weight(0))
+    if right in b.producer:
+        src, shape = b.act(right)
+        negated = Scale(name=b.unique(f"{name}_negate"), scale=np.array(-1.0, np.float32))
+        acts.append((b.add(negated, [(src, "input")]), shape))
+    else:
+        consts.append(-b.weight(1))
+    _sum(b, name, acts, consts, node.output[0])
+
+
+def _factor(b: _Builder, value: np.ndarray, shape: Shape) -> np.ndarray:
+    """A constant multiplier as Scale takes it: a scalar where it is the same everywhere,
+    else one factor per channel (axis 0 of ``shape``) where it varies only along that."""
+    full = _per_sample(b, value, shape)
+    if full.size and np.all(full == full.flat[0]):
+        return np.array(full.flat[0], dtype=value.dtype)
+    per_channel = np.ascontiguousarray(full).reshape(shape[0], -1)
+    if not np.all(per_channel == per_channel[:, :1]):
+        raise b.refuse(
+            f"multiplies by a constant of shape {value.shape} that varies within a channel; "
+            "only a scalar or one factor per channel (axis 1) is supported"
+        )
+    return per_channel[:, 0].astype(value.dtype)
+
+
+def _mul(b: _Builder, node: onnx.NodeProto, a: dict, name: str) -> None:
+    """An activation times a constant: a Scale (scalar or per channel)."""
+    index = 0 if node.input[0] in b.producer else 1
+    x, shape = b.act(node.input[index])
+    factor = _factor(b, b.weight(1 - index), shape)
+    b.add(Scale(name=name, scale=factor), [(x, "input")], node.output[0])
+
+
+def _div(b: _Builder, node: onnx.NodeProto, a: dict, name: str) -> None:
+    """An activation divided by a constant: a Scale by the constant's reciprocal (within an
+    ulp of the division)."""
+    x, shape = b.act(node.input[0])
+    divisor = _factor(b, b.weight(1), shape)
+    if divisor.dtype.kind != "f":
+        raise b.refuse(f"divides by an integer constant ({divisor.dtype}); only float is supported")
+    if np.any(divisor == 0):
+        raise b.refuse("divides by a constant that holds zeros")
+    factor = (1.0 / divisor.astype(np.float64)).astype(divisor.dtype)
+    b.add(Scale(name=name, scale=factor), [(x, "input")], node.output[0])
 
 
 def _rank_axis(b: _Builder, axis: int, shape: Shape) -> int:
@@ -721,6 +791,9 @@ _TRANSLATORS: dict[str, Callable[[_Builder, onnx.NodeProto, dict, str], None]] =
     "MaxPool": _pool,
     "Add": _add,
     "Sum": _add,
+    "Sub": _sub,
+    "Mul": _mul,
+    "Div": _div,
     "Concat": _concat,
     "Flatten": _flatten,
     "Reshape": _reshape,

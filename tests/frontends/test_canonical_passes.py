@@ -14,6 +14,7 @@ from neurohal.frontends.canonical import (
     canonicalize,
     fold_batchnorm,
     fold_constants,
+    fold_scales,
     lower_affine,
     lower_global_pool,
     remove_identities,
@@ -31,6 +32,7 @@ from neurohal.ir import (
     Output,
     ReLU,
     Reshape,
+    Scale,
     chain,
 )
 from neurohal.reference import run
@@ -127,6 +129,26 @@ def test_fold_batchnorm_into_dense():
     np.testing.assert_allclose(
         out(result, x), bn_by_hand(b, x @ d.weight.T + d.bias), rtol=1e-5, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("factor", [np.array(-0.5), np.array([2.0, -1.0, 0.25, 3.0])])
+def test_fold_scale_into_conv(factor):
+    c = conv()
+    scale = Scale(name="s", scale=factor)
+    result = fold_scales(chain(Input(name="x", shape=(3, 5, 5)), c, scale, Output(name="y")))
+    assert [n.type_name for n in result.nodes] == ["Input", "Conv2d", "Output"]
+    by_hand = conv_by_hand(c, X) * (factor.reshape(1, -1, 1, 1) if factor.ndim else factor)
+    np.testing.assert_allclose(out(result), by_hand, rtol=1e-5, atol=1e-5)
+
+
+def test_a_scale_after_anything_but_a_layer_it_alone_reads_stays():
+    graph = chain(
+        Input(name="x", shape=(3, 5, 5)),
+        ReLU(name="r"),
+        Scale(name="s", scale=np.array(2.0)),
+        Output(name="y"),
+    )
+    assert fold_scales(graph) == graph
 
 
 def test_batchnorm_after_a_shared_conv_is_not_folded_but_lowered():

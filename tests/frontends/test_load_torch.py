@@ -134,6 +134,36 @@ def test_resnet_keeps_residual_adds():
     assert len(adds) == 4 and all(len(graph.sources(a.name)) == 2 for a in adds)
 
 
+class Normalised(nn.Module):
+    """Input normalisation inside the model, a halving after an activation and a difference
+    of two branches: Sub, Div and Mul in the exported graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.side = nn.Conv2d(3, 4, 1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x):
+        x = (x - self.mean) / self.std
+        h = torch.relu(self.conv(x)) * 0.5 - self.side(x)
+        return self.fc(h.flatten(1)) / 4.0
+
+
+def test_elementwise_arithmetic_with_constants_matches_torch():
+    torch.manual_seed(3)
+    module = Normalised().eval()
+    graph = neurohal.load_torch(module, torch.zeros(1, 3, 8, 8))
+    assert all(n.type_name in NODE_TYPES for n in graph.nodes)
+    x = np.random.default_rng(4).random((5, 3, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x)).numpy()
+    (ours,) = run(graph, x).outputs.values()
+    assert relative_error(ours, expected) <= 1e-4
+
+
 def test_module_torch_cannot_export_is_a_conversion_error():
     class Bad(nn.Module):
         def forward(self, x):

@@ -192,3 +192,38 @@ def test_shapes_the_ir_cannot_express_are_refused(case):
         load_onnx(model)
     assert isinstance(info.value, ConversionError)
     assert ("opset 8" if case == "opset8" else f"node '{nodes[0].name}'") in str(info.value)
+
+
+def product_model(op, constant):
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="relu1"),
+        helper.make_node(op, ["r", "k"], ["y"], name="scale1"),
+    ]
+    return build_model(nodes, (3, 4, 4), {"k": constant}, 13)
+
+
+def test_a_product_of_two_activations_is_listed_up_front():
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="relu1"),
+        helper.make_node("Mul", ["r", "x"], ["y"], name="square"),
+    ]
+    (found,) = check_onnx(build_model(nodes, (3, 4, 4), {}, 13))
+    assert (found.name, found.op_type) == ("square", "Mul")
+    assert "two activations" in found.reason
+
+
+def test_dividing_by_an_activation_is_listed_up_front():
+    nodes = [helper.make_node("Div", ["k", "x"], ["y"], name="inverse")]
+    (found,) = check_onnx(build_model(nodes, (3,), {"k": np.ones(3, np.float32)}, 13))
+    assert found.name == "inverse" and "input 0 ('k') must be an activation" in found.reason
+
+
+def test_a_factor_varying_within_a_channel_names_the_node_and_shape():
+    varying = np.arange(48, dtype=np.float32).reshape(3, 4, 4)
+    with pytest.raises(ConversionError, match=r"node 'scale1' \(Mul\).*\(3, 4, 4\).*per channel"):
+        load_onnx(product_model("Mul", varying))
+
+
+def test_dividing_by_zero_names_the_node():
+    with pytest.raises(ConversionError, match=r"node 'scale1' \(Div\).*zeros"):
+        load_onnx(product_model("Div", np.array([1.0, 0.0, 2.0], np.float32).reshape(3, 1, 1)))

@@ -8,7 +8,7 @@ import pytest
 from frontend_helpers import build_model, matches_onnx
 from onnx import helper
 
-from neurohal.ir import NODE_TYPES, AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU
+from neurohal.ir import NODE_TYPES, AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU, Scale
 
 OPSETS = (9, 11, 13, 17, onnx.defs.onnx_opset_version())
 REFERENCE_DEVIATES_BELOW = {"BatchNormalization": 14, "Softmax": 13}
@@ -207,6 +207,56 @@ def add_constant_after_relu(opset):
     return nodes, {"k": w(1, 3, 1, 1)}, (3, 4, 4)
 
 
+def mul_scalar(opset):
+    nodes = [node("Relu", ["x"], ["r"]), node("Mul", ["r", "k"], ["y"])]
+    return nodes, {"k": np.array(0.37, np.float32)}, (3, 4, 4)
+
+
+def mul_constant_first_per_channel(opset):
+    nodes = [node("Relu", ["x"], ["r"]), node("Mul", ["k", "r"], ["y"])]
+    return nodes, {"k": w(1, 3, 1, 1)}, (3, 4, 4)
+
+
+def mul_after_gemm_per_feature(opset):
+    nodes = [node("Gemm", ["x", "B", "C"], ["h"], transB=1), node("Mul", ["h", "k"], ["y"])]
+    return nodes, {"B": w(5, 6), "C": w(5), "k": w(5)}, (6,)
+
+
+def normalise_input(opset):
+    """(x - mean) / std per channel, as torchvision-style preprocessing exports."""
+    inits = {
+        "mean": np.array([0.4, -0.2, 0.1], np.float32).reshape(1, 3, 1, 1),
+        "std": np.array([0.3, 0.25, 0.5], np.float32).reshape(3, 1, 1),
+        "W": w(2, 3, 3, 3),
+    }
+    nodes = [
+        node("Sub", ["x", "mean"], ["c"]),
+        node("Div", ["c", "std"], ["n"]),
+        node("Conv", ["n", "W"], ["y"]),
+    ]
+    return nodes, inits, (3, 5, 5)
+
+
+def div_conv_scalar(opset):
+    nodes = [node("Conv", ["x", "W"], ["c"]), node("Div", ["c", "k"], ["y"])]
+    return nodes, {"W": w(2, 3, 3, 3), "k": np.array([3.0], np.float32)}, (3, 5, 5)
+
+
+def sub_from_constant(opset):
+    nodes = [node("Relu", ["x"], ["r"]), node("Sub", ["k", "r"], ["y"])]
+    return nodes, {"k": w(3, 1, 1)}, (3, 4, 4)
+
+
+def sub_activations(opset):
+    inits = {"W": w(3, 3, 1, 1)}
+    nodes = [
+        node("Conv", ["x", "W"], ["c"]),
+        node("Relu", ["x"], ["r"]),
+        node("Sub", ["c", "r"], ["y"]),
+    ]
+    return nodes, inits, (3, 4, 4)
+
+
 def concat(axis):
     def case(opset):
         inits = {"W": w(2, 3, 1, 1)}
@@ -318,6 +368,13 @@ CASES = [
     add_residual,
     sum_three,
     add_constant_after_relu,
+    mul_scalar,
+    mul_constant_first_per_channel,
+    mul_after_gemm_per_feature,
+    normalise_input,
+    div_conv_scalar,
+    sub_from_constant,
+    sub_activations,
     concat(1),
     concat(-3),
     flatten_gemm,
@@ -385,6 +442,34 @@ def test_standalone_batchnorm_becomes_depthwise_conv():
     graph = matches_onnx(build_model(nodes, shape, inits), shape)
     (conv,) = [n for n in graph.nodes if isinstance(n, Conv2d)]
     assert conv.groups == 3 and conv.weight.shape == (3, 1, 1, 1)
+
+
+def test_products_with_constants_become_scales_or_fold_into_their_layer():
+    """Mul / Div by a constant after a Gemm or Conv folds into its weights and bias; after
+    anything else it is a Scale, scalar or per channel; Sub of an activation negates it."""
+    nodes, inits, shape = mul_after_gemm_per_feature(17)
+    assert types(matches_onnx(build_model(nodes, shape, inits), shape)) == [
+        "Input",
+        "Dense",
+        "Output",
+    ]
+    nodes, inits, shape = div_conv_scalar(17)
+    graph = matches_onnx(build_model(nodes, shape, inits), shape)
+    assert types(graph) == ["Input", "Conv2d", "Output"]
+    (conv,) = [n for n in graph.nodes if isinstance(n, Conv2d)]
+    np.testing.assert_allclose(conv.weight, inits["W"] / 3, rtol=1e-6)
+    nodes, inits, shape = mul_scalar(17)
+    (scale,) = [n for n in matches_onnx(build_model(nodes, shape, inits), shape).nodes
+                if isinstance(n, Scale)]  # fmt: skip
+    assert scale.scale.shape == () and scale.scale == np.float32(0.37)
+    nodes, inits, shape = mul_constant_first_per_channel(17)
+    (scale,) = [n for n in matches_onnx(build_model(nodes, shape, inits), shape).nodes
+                if isinstance(n, Scale)]  # fmt: skip
+    np.testing.assert_array_equal(scale.scale, inits["k"].ravel())
+    nodes, inits, shape = sub_activations(17)
+    graph = matches_onnx(build_model(nodes, shape, inits), shape)
+    (negate,) = [n for n in graph.nodes if isinstance(n, Scale)]
+    assert negate.scale == -1 and graph.sources(negate.name) == ("relu_r",)
 
 
 def test_maxpool_ceil_mode_is_extra_end_padding():
