@@ -444,31 +444,32 @@ def test_standalone_batchnorm_becomes_depthwise_conv():
     assert conv.groups == 3 and conv.weight.shape == (3, 1, 1, 1)
 
 
+def loaded(case, opset=17):
+    """Case ``case`` at ``opset`` loaded (and checked against onnx), with its initializers."""
+    nodes, inits, shape = case(opset)
+    return matches_onnx(build_model(nodes, shape, inits, opset=opset), shape), inits
+
+
+def only(graph, cls):
+    (node,) = [n for n in graph.nodes if isinstance(n, cls)]
+    return node
+
+
 def test_products_with_constants_become_scales_or_fold_into_their_layer():
     """Mul / Div by a constant after a Gemm or Conv folds into its weights and bias; after
     anything else it is a Scale, scalar or per channel; Sub of an activation negates it."""
-    nodes, inits, shape = mul_after_gemm_per_feature(17)
-    assert types(matches_onnx(build_model(nodes, shape, inits), shape)) == [
-        "Input",
-        "Dense",
-        "Output",
-    ]
-    nodes, inits, shape = div_conv_scalar(17)
-    graph = matches_onnx(build_model(nodes, shape, inits), shape)
+    graph, _ = loaded(mul_after_gemm_per_feature)
+    assert types(graph) == ["Input", "Dense", "Output"]
+    graph, inits = loaded(div_conv_scalar)
     assert types(graph) == ["Input", "Conv2d", "Output"]
-    (conv,) = [n for n in graph.nodes if isinstance(n, Conv2d)]
-    np.testing.assert_allclose(conv.weight, inits["W"] / 3, rtol=1e-6)
-    nodes, inits, shape = mul_scalar(17)
-    (scale,) = [n for n in matches_onnx(build_model(nodes, shape, inits), shape).nodes
-                if isinstance(n, Scale)]  # fmt: skip
-    assert scale.scale.shape == () and scale.scale == np.float32(0.37)
-    nodes, inits, shape = mul_constant_first_per_channel(17)
-    (scale,) = [n for n in matches_onnx(build_model(nodes, shape, inits), shape).nodes
-                if isinstance(n, Scale)]  # fmt: skip
-    np.testing.assert_array_equal(scale.scale, inits["k"].ravel())
-    nodes, inits, shape = sub_activations(17)
-    graph = matches_onnx(build_model(nodes, shape, inits), shape)
-    (negate,) = [n for n in graph.nodes if isinstance(n, Scale)]
+    np.testing.assert_allclose(only(graph, Conv2d).weight, inits["W"] / 3, rtol=1e-6)
+    graph, _ = loaded(mul_scalar)
+    scale = only(graph, Scale).scale
+    assert scale.shape == () and scale == np.float32(0.37)
+    graph, inits = loaded(mul_constant_first_per_channel)
+    np.testing.assert_array_equal(only(graph, Scale).scale, inits["k"].ravel())
+    graph, _ = loaded(sub_activations)
+    negate = only(graph, Scale)
     assert negate.scale == -1 and graph.sources(negate.name) == ("relu_r",)
 
 
