@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 import neurohal as nh
 from neurohal import ir
+from neurohal_cpu_sim.engine import cpu_caches
 
 BATCHES = (1, 64, 256)
 TIMESTEPS = (32, 128)
@@ -232,21 +233,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_caches() -> dict[str, str]:
-    """CPU 0's data and unified caches by level, e.g. ``{"L1": "48K", "L2": "2048K", ...}``,
-    from sysfs (Linux); empty elsewhere."""
-    caches = {}
-    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
-        try:
-            if (index / "type").read_text().strip() != "Instruction":
-                caches[f"L{(index / 'level').read_text().strip()}"] = (
-                    (index / "size").read_text().strip()
-                )
-        except OSError:
-            continue
-    return caches
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=THREADS, help="torch threads (2)")
@@ -262,7 +248,7 @@ def main() -> None:
         "threads": args.threads,
         "cpus": os.cpu_count(),
         "cpu": cpu_model(),
-        "caches": cpu_caches(),
+        "caches": {level: f"{size >> 10}K" for level, size in cpu_caches().items()},
         "timing": f"host perf_counter, best of up to {REPEATS} alternating runs after a warm-up "
         "run, float32, CPU",
         "load_average_1min": [load_before, os.getloadavg()[0]],

@@ -847,10 +847,17 @@ def bridge_steps(group: int, shape: tuple[int, ...], itemsize: int) -> int:
     return max(1, budget // (group * math.prod(shape) * itemsize))
 
 
-@functools.cache
 def l2_cache_bytes() -> int:
-    """The size of CPU 0's level-2 cache (data or unified), read from Linux sysfs;
-    `L2_FALLBACK_BYTES` where that is not readable."""
+    """The size of CPU 0's level-2 cache (`cpu_caches`); `L2_FALLBACK_BYTES` where sysfs
+    does not say."""
+    return cpu_caches().get("L2", L2_FALLBACK_BYTES)
+
+
+@functools.cache
+def cpu_caches() -> dict[str, int]:
+    """CPU 0's data and unified caches by level in bytes, e.g. ``{"L1": 49152, "L2": ...}``,
+    read from Linux sysfs; empty where that is not readable."""
+    caches = {}
     for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
         try:
             level = (index / "level").read_text().strip()
@@ -858,9 +865,9 @@ def l2_cache_bytes() -> int:
             size = (index / "size").read_text().strip()
         except OSError:
             continue
-        if level == "2" and kind != "Instruction":
-            return cache_size_bytes(size)
-    return L2_FALLBACK_BYTES
+        if kind != "Instruction":
+            caches[f"L{level}"] = cache_size_bytes(size)
+    return caches
 
 
 def cache_size_bytes(text: str) -> int:
